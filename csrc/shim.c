@@ -1,0 +1,137 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include "shim.h"
+
+/* Debian 12's glibc (2.36) declares neither openat2's struct nor the new mount API
+ * syscalls, so they are called through syscall(2) with the kernel's own layouts. */
+struct rl_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+struct rl_mount_attr {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+int rl_unshare(int flags) { return unshare(flags); }
+
+int rl_setns(int fd, int nstype) { return setns(fd, nstype); }
+
+int rl_mount(const char *source, const char *target, const char *fstype,
+             unsigned long flags, const char *data)
+{
+    return mount(source, target, fstype, flags, data);
+}
+
+int rl_umount2(const char *target, int flags) { return umount2(target, flags); }
+
+int rl_pivot_root(const char *new_root, const char *put_old)
+{
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+
+int rl_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                     uint64_t attr_set, uint64_t attr_clr, uint64_t propagation,
+                     uint64_t userns_fd)
+{
+    struct rl_mount_attr attr = {attr_set, attr_clr, propagation, userns_fd};
+    return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr);
+}
+
+int rl_open_tree(int dirfd, const char *path, unsigned int flags)
+{
+    return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
+int rl_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                  const char *to_path, unsigned int flags)
+{
+    return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
+}
+
+int rl_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+               uint64_t resolve)
+{
+    struct rl_open_how how = {flags, mode, resolve};
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+int rl_prctl(int option, unsigned long arg2, unsigned long arg3,
+             unsigned long arg4, unsigned long arg5)
+{
+    return prctl(option, arg2, arg3, arg4, arg5);
+}
+
+/* Capability sets are two 32-bit words each (_LINUX_CAPABILITY_VERSION_3). */
+int rl_capget(uint32_t pid, uint32_t *effective, uint32_t *permitted,
+              uint32_t *inheritable)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, (int)pid};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    int rc = (int)syscall(SYS_capget, &hdr, data);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < 2; i++) {
+        effective[i] = data[i].effective;
+        permitted[i] = data[i].permitted;
+        inheritable[i] = data[i].inheritable;
+    }
+    return 0;
+}
+
+int rl_capset(const uint32_t *effective, const uint32_t *permitted,
+              const uint32_t *inheritable)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    for (int i = 0; i < 2; i++) {
+        data[i].effective = effective[i];
+        data[i].permitted = permitted[i];
+        data[i].inheritable = inheritable[i];
+    }
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+int rl_close_range(unsigned int first, unsigned int last, unsigned int flags)
+{
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+int rl_sethostname(const char *name, size_t len) { return sethostname(name, len); }
+
+int rl_seccomp_set_filter(unsigned int flags, const void *filter, unsigned short len)
+{
+    struct sock_fprog prog = {len, (struct sock_filter *)filter};
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}

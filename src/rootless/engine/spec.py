@@ -1,0 +1,116 @@
+"""Image config + run options -> an OCI runtime-spec config.json, with Docker's defaults."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from rootless.runtime.caps import DOCKER_DEFAULT
+from rootless.runtime.plan import INIT_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# moby's oci/defaults.go
+MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore",
+                "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                "/sys/devices/virtual/powercap"]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+
+def default_mounts(own_netns: bool) -> list[dict]:
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                     "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    ]
+
+
+@dataclass
+class ProcessConfig:
+    args: list[str]
+    env: list[str]
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    terminal: bool = False
+    no_new_privileges: bool = False
+    capabilities: list[str] = field(default_factory=lambda: list(DOCKER_DEFAULT))
+
+
+@dataclass
+class RootfsConfig:
+    path: str  # the merged directory the container sees as /
+    lower: list[str] = field(default_factory=list)  # lowest first; empty: plain directory
+    upper: str = ""
+    work: str = ""
+    readonly: bool = False
+
+
+@dataclass
+class SpecOptions:
+    process: ProcessConfig
+    rootfs: RootfsConfig
+    hostname: str
+    network: str = "host"  # host | none
+    binds: list[tuple[str, str, bool]] = field(default_factory=list)  # host, ctr, ro
+    init: bool = False
+    id_maps: dict = field(default_factory=dict)  # uidMappings/gidMappings
+
+
+def build_spec(opts: SpecOptions) -> dict:
+    own_netns = opts.network != "host"
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    if own_netns:
+        namespaces.append({"type": "network"})
+    annotations = {}
+    if opts.rootfs.lower:
+        annotations[ROOTFS_OVERLAY_ANNOTATION] = json.dumps({
+            "lower": list(reversed(opts.rootfs.lower)),  # overlayfs wants the top first
+            "upper": opts.rootfs.upper, "work": opts.rootfs.work})
+    if opts.init:
+        annotations[INIT_ANNOTATION] = "true"
+    return {
+        "ociVersion": "1.0.2",
+        "process": process_spec(opts.process),
+        "root": {"path": opts.rootfs.path, "readonly": opts.rootfs.readonly},
+        "hostname": opts.hostname,
+        "mounts": default_mounts(own_netns) + bind_mounts(opts.binds),
+        "annotations": annotations,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+            **opts.id_maps,
+        },
+    }
+
+
+def process_spec(p: ProcessConfig) -> dict:
+    caps = list(p.capabilities)
+    return {
+        "terminal": p.terminal,
+        "user": {"uid": p.uid, "gid": p.gid, "additionalGids": p.additional_gids},
+        "args": p.args,
+        "env": p.env,
+        "cwd": p.cwd,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
+                         "inheritable": [], "ambient": []},
+        "noNewPrivileges": p.no_new_privileges,
+    }
+
+
+def bind_mounts(binds: list[tuple[str, str, bool]]) -> list[dict]:
+    return [{"destination": ctr, "type": "bind", "source": host,
+             "options": ["rbind", "ro" if ro else "rw"]} for host, ctr, ro in binds]

@@ -1,0 +1,107 @@
+"""The `Syscalls` seam: every kernel call the runtime makes goes through one object.
+
+`RealSyscalls` calls the C shim (csrc/) or the os module; `RecordingSyscalls`
+(kernel/recording.py) records the calls so the runtime's plan can be unit-tested without
+privileges, as youki's `Syscall` trait allows. Failures raise OSError with errno set; the
+runtime's executor turns them into messages that name the step.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+
+class Syscalls(Protocol):
+    def unshare(self, flags: int) -> None: ...
+    def setns(self, fd: int, nstype: int) -> None: ...
+    def mount(self, source: str | None, target: str, fstype: str | None,
+              flags: int = 0, data: str | None = None) -> None: ...
+    def umount2(self, target: str, flags: int = 0) -> None: ...
+    def pivot_root(self, new_root: str, put_old: str) -> None: ...
+    def mount_setattr(self, dirfd: int, path: str, flags: int, attr_set: int,
+                      attr_clr: int = 0) -> None: ...
+    def openat2(self, dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int: ...
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
+              arg5: int = 0) -> int: ...
+    def capget(self) -> tuple[int, int, int]: ...
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None: ...
+    def close_range(self, first: int, last: int, flags: int = 0) -> None: ...
+    def sethostname(self, name: str) -> None: ...
+    def seccomp_set_filter(self, flags: int, program: bytes) -> int: ...
+
+
+def _lib():  # the shim is imported on first use: `rootless --help` need not load it
+    from rootless._shim import ffi, lib
+
+    return ffi, lib
+
+
+def _check(rc: int, what: str, path: str | None = None) -> int:
+    if rc < 0:
+        ffi, _ = _lib()
+        err = ffi.errno
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+    return rc
+
+
+def _cstr(value: str | None):
+    ffi, _ = _lib()
+    return ffi.NULL if value is None else value.encode()
+
+
+class RealSyscalls:
+    """Syscalls on this kernel, through the C shim."""
+
+    def unshare(self, flags: int) -> None:
+        _check(_lib()[1].rl_unshare(flags), "unshare")
+
+    def setns(self, fd: int, nstype: int) -> None:
+        _check(_lib()[1].rl_setns(fd, nstype), "setns")
+
+    def mount(self, source, target, fstype, flags=0, data=None) -> None:
+        lib = _lib()[1]
+        rc = lib.rl_mount(_cstr(source), _cstr(target), _cstr(fstype), flags, _cstr(data))
+        _check(rc, "mount", target)
+
+    def umount2(self, target, flags=0) -> None:
+        _check(_lib()[1].rl_umount2(target.encode(), flags), "umount", target)
+
+    def pivot_root(self, new_root, put_old) -> None:
+        _check(_lib()[1].rl_pivot_root(new_root.encode(), put_old.encode()), "pivot_root",
+               new_root)
+
+    def mount_setattr(self, dirfd, path, flags, attr_set, attr_clr=0) -> None:
+        rc = _lib()[1].rl_mount_setattr(dirfd, path.encode(), flags, attr_set, attr_clr, 0, 0)
+        _check(rc, "mount_setattr", path)
+
+    def openat2(self, dirfd, path, flags, mode, resolve) -> int:
+        return _check(_lib()[1].rl_openat2(dirfd, path.encode(), flags, mode, resolve),
+                      "openat2", path)
+
+    def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0) -> int:
+        return _check(_lib()[1].rl_prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+    def capget(self) -> tuple[int, int, int]:
+        ffi, lib = _lib()
+        eff, prm, inh = (ffi.new("uint32_t[2]") for _ in range(3))
+        _check(lib.rl_capget(0, eff, prm, inh), "capget")
+        return tuple(int(v[0]) | int(v[1]) << 32 for v in (eff, prm, inh))  # type: ignore
+
+    def capset(self, effective, permitted, inheritable) -> None:
+        ffi, lib = _lib()
+        words = [ffi.new("uint32_t[2]", [v & 0xFFFFFFFF, v >> 32])
+                 for v in (effective, permitted, inheritable)]
+        _check(lib.rl_capset(*words), "capset")
+
+    def close_range(self, first, last, flags=0) -> None:
+        _check(_lib()[1].rl_close_range(first, last, flags), "close_range")
+
+    def sethostname(self, name) -> None:
+        raw = name.encode()
+        _check(_lib()[1].rl_sethostname(raw, len(raw)), "sethostname")
+
+    def seccomp_set_filter(self, flags, program) -> int:
+        ffi, lib = _lib()
+        buf = ffi.from_buffer(program)
+        return _check(lib.rl_seccomp_set_filter(flags, buf, len(program) // 8), "seccomp")

@@ -1,0 +1,107 @@
+"""The runtime's side of a foreground container: forward signals, pump a terminal, wait.
+
+Synchronous on purpose: the runtime layer never imports trio, and a foreground
+`rootless run` is its own monitor.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import signal
+import termios
+import tty
+
+from rootless.runtime.process import wait_exit_code
+
+# What `docker run --sig-proxy` forwards: everything a user may send, minus what the
+# kernel or the terminal handle (SIGCHLD, SIGKILL, SIGSTOP, job control, SIGWINCH).
+_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGTSTP,
+                  signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGURG,
+                  signal.SIGPIPE, signal.SIGCONT}
+
+
+def forward_signals(pid: int) -> None:
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in signal.valid_signals():
+        if sig in _NOT_FORWARDED:
+            continue
+        try:
+            signal.signal(sig, forward)
+        except (OSError, ValueError):
+            pass
+
+
+def wait_foreground(pid: int, console_fd: int | None) -> int:
+    forward_signals(pid)
+    if console_fd is not None:
+        pump_terminal(console_fd)
+    return wait_exit_code(pid)
+
+
+def winsize_of(fd: int) -> bytes | None:
+    try:
+        return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+    except OSError:
+        return None
+
+
+def pump_terminal(master: int) -> None:
+    """Copy our stdin to the pty and the pty to our stdout until the container closes it;
+    our terminal is raw meanwhile, so Ctrl-C travels as a byte to the container's pty."""
+    stdin_is_tty = os.isatty(0)
+    saved = termios.tcgetattr(0) if stdin_is_tty else None
+
+    def resize(_signum: int, _frame: object) -> None:
+        size = winsize_of(0)
+        if size:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+
+    signal.signal(signal.SIGWINCH, resize)
+    try:
+        if stdin_is_tty:
+            tty.setraw(0)
+        _copy_loop(master)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
+
+
+def _copy_loop(master: int) -> None:
+    inputs = [0, master]
+    while True:
+        try:
+            ready, _, _ = select.select(inputs, [], [])
+        except InterruptedError:
+            continue
+        if master in ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError as e:
+                if e.errno == errno.EIO:  # every slave end closed: the container is done
+                    return
+                raise
+            if not data:
+                return
+            _write_all(1, data)
+        if 0 in ready:
+            data = os.read(0, 65536)
+            if not data:
+                inputs.remove(0)  # stdin ended; keep showing output
+                continue
+            _write_all(master, data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

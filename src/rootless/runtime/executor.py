@@ -1,0 +1,235 @@
+"""The dumb executor: runs a Plan's steps, in order, in the container's first process.
+
+Each step is one small function; a failure is re-raised as RuntimeSetupError naming the
+step and the path, e.g. `mount proc on /proc: operation not permitted`.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import struct
+
+from rootless.errors import RootlessError, RuntimeSetupError
+from rootless.kernel import constants as k
+from rootless.kernel.syscalls import Syscalls
+from rootless.runtime import plan as p
+from rootless.runtime.caps import last_cap
+from rootless.runtime.mountpoints import fd_path, is_directory, mountpoint, open_in_rootfs
+
+AT_EMPTY_PATH = 0x1000
+
+
+class Executor:
+    def __init__(self, sys: Syscalls) -> None:
+        self.sys = sys
+        self.root_fd = -1  # the rootfs, until PivotRoot makes it "/"
+
+    def run(self, steps: tuple[object, ...]) -> None:
+        for step in steps:
+            handler = getattr(self, "do_" + type(step).__name__)
+            try:
+                handler(step)
+            except RootlessError:
+                raise
+            except OSError as e:
+                raise RuntimeSetupError(f"{describe(step)}: {e.strerror.lower()}") from e
+
+    # --- rootfs -------------------------------------------------------------------
+
+    def do_MakeMountsPrivate(self, step: p.MakeMountsPrivate) -> None:
+        self.sys.mount(None, "/", None, k.MS_REC | k.MS_PRIVATE)
+
+    def do_MountOverlay(self, step: p.MountOverlay) -> None:
+        # userxattr: in a user namespace overlayfs keeps whiteouts/opaque marks in
+        # user.overlay.* xattrs (Linux 5.11); layers are unpacked that way.
+        data = (f"lowerdir={':'.join(step.lower)},upperdir={step.upper},"
+                f"workdir={step.work},userxattr")
+        self.sys.mount("overlay", step.target, "overlay", 0, data)
+        self.root_fd = os.open(step.target, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def do_BindRootfs(self, step: p.BindRootfs) -> None:
+        self.sys.mount(step.path, step.path, None, k.MS_BIND | k.MS_REC)
+        self.root_fd = os.open(step.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    # --- mounts inside the rootfs ---------------------------------------------------
+
+    def do_MountFilesystem(self, step: p.MountFilesystem) -> None:
+        fd = mountpoint(self.sys, self.root_fd, step.dest, True, step.no_symlinks)
+        try:
+            try:
+                self.sys.mount(step.source, fd_path(fd), step.fstype, step.flags, step.data)
+            except OSError:
+                if step.fallback_data is None:
+                    raise
+                self.sys.mount(step.source, fd_path(fd), step.fstype, step.flags,
+                               step.fallback_data)
+        finally:
+            os.close(fd)
+
+    def do_BindMount(self, step: p.BindMount) -> None:
+        fd = mountpoint(self.sys, self.root_fd, step.dest, is_directory(step.source))
+        flags = k.MS_BIND | (k.MS_REC if step.recursive else 0)
+        try:
+            self.sys.mount(step.source, fd_path(fd), None, flags)
+        finally:
+            os.close(fd)
+        attrs = (k.MOUNT_ATTR_RDONLY if step.readonly else 0) | step.flags
+        if attrs:
+            self._set_attrs(step.dest, attrs)
+
+    def do_BindHostSys(self, step: p.BindHostSys) -> None:
+        fd = mountpoint(self.sys, self.root_fd, step.dest, True, no_symlinks=True)
+        try:
+            self.sys.mount("/sys", fd_path(fd), None, k.MS_BIND | k.MS_REC)
+        finally:
+            os.close(fd)
+        self._set_attrs(step.dest, k.MOUNT_ATTR_RDONLY | k.MOUNT_ATTR_NOSUID
+                        | k.MOUNT_ATTR_NODEV | k.MOUNT_ATTR_NOEXEC)
+
+    def _set_attrs(self, dest: str, attrs: int) -> None:
+        """Set attributes on the mount now at `dest` (re-resolved: the fd before the
+        mount names the covered directory, not the new mount)."""
+        fd = open_in_rootfs(self.sys, self.root_fd, dest)
+        try:
+            self.sys.mount_setattr(fd, "", AT_EMPTY_PATH | k.AT_RECURSIVE, attrs)
+        finally:
+            os.close(fd)
+
+    def do_BindDevice(self, step: p.BindDevice) -> None:
+        if not os.path.exists(step.path):
+            return  # the host lacks it (e.g. no /dev/tty in a daemon): so does the container
+        fd = mountpoint(self.sys, self.root_fd, step.path, False, no_symlinks=True)
+        try:
+            self.sys.mount(step.path, fd_path(fd), None, k.MS_BIND)
+        finally:
+            os.close(fd)
+
+    def do_MakeSymlink(self, step: p.MakeSymlink) -> None:
+        parent, name = os.path.split(step.dest)
+        dirfd = open_in_rootfs(self.sys, self.root_fd, parent, os.O_PATH | os.O_DIRECTORY,
+                               no_symlinks=True)
+        try:
+            os.symlink(step.target, name, dir_fd=dirfd)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(dirfd)
+
+    # --- the switch -------------------------------------------------------------------
+
+    def do_PivotRoot(self, step: p.PivotRoot) -> None:
+        # pivot_root(".", "."): stacks the old root on top of the new one, then detaching
+        # "." removes it without needing a directory for it (pivot_root(2), NOTES).
+        os.fchdir(self.root_fd)
+        self.sys.pivot_root(".", ".")
+        self.sys.umount2(".", k.MNT_DETACH)
+        os.chdir("/")
+        os.close(self.root_fd)
+        self.root_fd = -1
+
+    def do_MaskPath(self, step: p.MaskPath) -> None:
+        try:
+            directory = is_directory(step.path)
+        except FileNotFoundError:
+            return
+        if directory:
+            self.sys.mount("tmpfs", step.path, "tmpfs", k.MS_RDONLY, "size=0")
+        else:
+            self.sys.mount("/dev/null", step.path, None, k.MS_BIND)
+
+    def do_ReadonlyPath(self, step: p.ReadonlyPath) -> None:
+        if not os.path.lexists(step.path):
+            return
+        self.sys.mount(step.path, step.path, None, k.MS_BIND | k.MS_REC)
+        self.sys.mount_setattr(-100, step.path, k.AT_RECURSIVE, k.MOUNT_ATTR_RDONLY)
+
+    def do_ReadonlyRoot(self, step: p.ReadonlyRoot) -> None:
+        self.sys.mount_setattr(-100, "/", 0, k.MOUNT_ATTR_RDONLY)
+
+    def do_SetHostname(self, step: p.SetHostname) -> None:
+        self.sys.sethostname(step.name)
+
+    def do_LoopbackUp(self, step: p.LoopbackUp) -> None:
+        import fcntl
+        import socket
+
+        siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            ifreq = struct.pack("16sh14x", b"lo", 0)
+            flags = struct.unpack("16sh14x", fcntl.ioctl(s, siocgifflags, ifreq))[1]
+            fcntl.ioctl(s, siocsifflags, struct.pack("16sh14x", b"lo", flags | iff_up))
+
+    # --- the process ------------------------------------------------------------------
+
+    def do_SetRlimit(self, step: p.SetRlimit) -> None:
+        res = getattr(resource, step.resource, None)
+        if res is None:
+            raise RuntimeSetupError(f"unknown rlimit: {step.resource}")
+        resource.setrlimit(res, (step.soft, step.hard))
+
+    def do_Chdir(self, step: p.Chdir) -> None:
+        root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = mountpoint(self.sys, root, step.path, True)
+            try:
+                os.fchdir(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise RuntimeSetupError(f"working directory {step.path}: {e.strerror.lower()}")
+        finally:
+            os.close(root)
+        # runc CVE-2024-21626: a cwd reached through a leaked fd lies outside the root;
+        # getcwd(3) then fails with ENOENT or returns "(unreachable)/...".
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            cwd = ""
+        if not cwd.startswith("/"):
+            raise RuntimeSetupError(f"working directory {step.path} is outside the container")
+
+    def do_DropBoundingCapabilities(self, step: p.DropBoundingCapabilities) -> None:
+        for cap in range(last_cap() + 1):
+            if not step.bounding & (1 << cap):
+                self.sys.prctl(k.PR_CAPBSET_DROP, cap)
+        # keep the permitted set across SetUser's setresuid, so SetCapabilities can
+        # choose it (capabilities(7), "Effect of user ID changes on capabilities").
+        self.sys.prctl(k.PR_SET_KEEPCAPS, 1)
+
+    def do_SetUser(self, step: p.SetUser) -> None:
+        if step.set_groups:
+            os.setgroups(list(step.additional_gids))
+        os.setresgid(step.gid, step.gid, step.gid)
+        os.setresuid(step.uid, step.uid, step.uid)
+
+    def do_SetCapabilities(self, step: p.SetCapabilities) -> None:
+        self.sys.capset(step.effective, step.permitted, step.inheritable)
+        self.sys.prctl(k.PR_SET_KEEPCAPS, 0)
+        self.sys.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_CLEAR_ALL)
+        for cap in range(last_cap() + 1):
+            if step.ambient & (1 << cap):
+                self.sys.prctl(k.PR_CAP_AMBIENT, k.PR_CAP_AMBIENT_RAISE, cap)
+
+    def do_NoNewPrivileges(self, step: p.NoNewPrivileges) -> None:
+        self.sys.prctl(k.PR_SET_NO_NEW_PRIVS, 1)
+
+    def do_Exec(self, step: p.Exec) -> None:
+        raise AssertionError("Exec is run by runtime.process, not the executor")
+
+
+def describe(step: object) -> str:
+    """The step's name and object for error messages."""
+    name = type(step).__name__
+    if isinstance(step, p.MountFilesystem):
+        return f"mount {step.fstype} on {step.dest}"
+    if isinstance(step, p.BindMount):
+        return f"bind mount {step.source} on {step.dest}"
+    if isinstance(step, (p.MountOverlay, p.BindRootfs)):
+        return "mount rootfs"
+    if isinstance(step, p.BindDevice):
+        return f"bind device {step.path}"
+    for attr in ("path", "dest", "name"):
+        if hasattr(step, attr):
+            return f"{name} {getattr(step, attr)}"
+    return name

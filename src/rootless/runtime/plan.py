@@ -1,0 +1,296 @@
+"""The container set-up as data: spec -> a PLAN of small frozen operations.
+
+As bubblewrap describes its sandbox as a list of SetupOp records, the runtime first turns
+an OCI config.json into a list of operations, then a dumb executor (executor.py) runs
+them in the container's first process. Plans print with `--debug` and compare in tests.
+Paths in operations before `PivotRoot` are container paths, resolved inside the rootfs
+at execution time (never joined as strings); after it they are ordinary paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rootless.kernel import constants as k
+from rootless.runtime import caps
+
+
+@dataclass(frozen=True)
+class MakeMountsPrivate:
+    """Stop mount events from propagating between the host and the container."""
+
+
+@dataclass(frozen=True)
+class MountOverlay:
+    target: str  # host path of the merged directory (spec root.path)
+    lower: tuple[str, ...]  # topmost first, as overlayfs wants them
+    upper: str
+    work: str
+
+
+@dataclass(frozen=True)
+class BindRootfs:
+    path: str  # a plain directory made into a mount point so pivot_root accepts it
+
+
+@dataclass(frozen=True)
+class MountFilesystem:
+    fstype: str
+    dest: str
+    source: str
+    flags: int = 0
+    data: str = ""
+    no_symlinks: bool = True  # /proc, /sys, /dev must not be symlinks in the image
+    # devpts refuses gid=5 when gid 5 is not mapped (single-id mode); retry without it
+    fallback_data: str | None = None
+
+
+@dataclass(frozen=True)
+class BindMount:
+    source: str  # host path
+    dest: str
+    recursive: bool = True
+    readonly: bool = False
+    flags: int = 0  # MOUNT_ATTR_* to set besides read-only
+
+
+@dataclass(frozen=True)
+class BindHostSys:
+    """sysfs cannot be mounted without owning the network namespace: bind the host's."""
+
+    dest: str = "/sys"
+
+
+@dataclass(frozen=True)
+class BindDevice:
+    path: str  # the same path on the host and in the container, e.g. /dev/null
+
+
+@dataclass(frozen=True)
+class MakeSymlink:
+    target: str
+    dest: str
+
+
+@dataclass(frozen=True)
+class PivotRoot:
+    rootfs: str
+
+
+@dataclass(frozen=True)
+class MaskPath:
+    path: str
+
+
+@dataclass(frozen=True)
+class ReadonlyPath:
+    path: str
+
+
+@dataclass(frozen=True)
+class ReadonlyRoot:
+    pass
+
+
+@dataclass(frozen=True)
+class SetHostname:
+    name: str
+
+
+@dataclass(frozen=True)
+class LoopbackUp:
+    pass
+
+
+@dataclass(frozen=True)
+class SetRlimit:
+    resource: str  # RLIMIT_NOFILE ...
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class Chdir:
+    path: str
+
+
+@dataclass(frozen=True)
+class DropBoundingCapabilities:
+    bounding: int
+
+
+@dataclass(frozen=True)
+class SetCapabilities:
+    """After SetUser: the sets the process keeps (a non-root exec clears them anyway)."""
+
+    effective: int
+    permitted: int
+    inheritable: int
+    ambient: int
+
+
+@dataclass(frozen=True)
+class SetUser:
+    uid: int
+    gid: int
+    additional_gids: tuple[int, ...] = ()
+    set_groups: bool = True  # false in single-id mode, where setgroups(2) is denied
+
+
+@dataclass(frozen=True)
+class NoNewPrivileges:
+    pass
+
+
+@dataclass(frozen=True)
+class Exec:
+    args: tuple[str, ...]
+    env: tuple[str, ...]
+    init: bool = False  # run a reaping, signal-forwarding init as pid 1 (--init)
+    terminal: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    namespaces: int  # CLONE_NEW* flags besides CLONE_NEWUSER
+    steps: tuple[object, ...] = field(default_factory=tuple)
+
+    def describe(self) -> str:
+        return "\n".join(repr(step) for step in self.steps)
+
+
+NAMESPACE_FLAGS = {
+    "pid": k.CLONE_NEWPID,
+    "network": k.CLONE_NEWNET,
+    "mount": k.CLONE_NEWNS,
+    "ipc": k.CLONE_NEWIPC,
+    "uts": k.CLONE_NEWUTS,
+    "cgroup": k.CLONE_NEWCGROUP,
+}
+
+ROOTFS_OVERLAY_ANNOTATION = "run.rootless.rootfs.overlay"
+INIT_ANNOTATION = "run.rootless.init"  # "true": pid 1 is our init, as docker's --init
+
+
+def namespace_flags(spec: dict) -> int:
+    flags = 0
+    for ns in spec.get("linux", {}).get("namespaces", []):
+        if ns.get("path"):
+            continue  # joining an existing namespace is not planned here
+        flags |= NAMESPACE_FLAGS.get(ns["type"], 0)
+    return flags
+
+
+def build_plan(spec: dict, single_id: bool) -> Plan:
+    """The whole set-up of one container, in the order it must run."""
+    flags = namespace_flags(spec)
+    steps: list[object] = [MakeMountsPrivate(), *rootfs_steps(spec)]
+    steps += mount_steps(spec, owns_netns=bool(flags & k.CLONE_NEWNET))
+    steps += device_steps(spec)
+    steps.append(PivotRoot(spec["root"]["path"]))
+    linux = spec.get("linux", {})
+    steps += [MaskPath(p) for p in linux.get("maskedPaths", [])]
+    steps += [ReadonlyPath(p) for p in linux.get("readonlyPaths", [])]
+    if spec["root"].get("readonly"):
+        steps.append(ReadonlyRoot())
+    if flags & k.CLONE_NEWUTS and spec.get("hostname"):
+        steps.append(SetHostname(spec["hostname"]))
+    if flags & k.CLONE_NEWNET:
+        steps.append(LoopbackUp())
+    init = spec.get("annotations", {}).get(INIT_ANNOTATION) == "true"
+    steps += process_steps(spec["process"], single_id, init)
+    return Plan(namespaces=flags, steps=tuple(steps))
+
+
+def rootfs_steps(spec: dict) -> list[object]:
+    import json
+
+    root = spec["root"]["path"]
+    overlay = spec.get("annotations", {}).get(ROOTFS_OVERLAY_ANNOTATION)
+    if not overlay:
+        return [BindRootfs(root)]
+    layers = json.loads(overlay)
+    return [MountOverlay(root, tuple(layers["lower"]), layers["upper"], layers["work"])]
+
+
+_MS_OPTIONS = {
+    "ro": k.MS_RDONLY, "nosuid": k.MS_NOSUID, "nodev": k.MS_NODEV, "noexec": k.MS_NOEXEC,
+    "strictatime": k.MS_STRICTATIME, "relatime": k.MS_RELATIME, "noatime": k.MS_NOATIME,
+}
+_ATTR_OPTIONS = {
+    "nosuid": k.MOUNT_ATTR_NOSUID, "nodev": k.MOUNT_ATTR_NODEV, "noexec": k.MOUNT_ATTR_NOEXEC,
+}
+_IGNORED_OPTIONS = {"rw", "bind", "rbind", "private", "rprivate", "slave", "rslave",
+                    "shared", "rshared", "z", "Z"}
+
+
+def mount_steps(spec: dict, owns_netns: bool) -> list[object]:
+    steps: list[object] = []
+    for m in spec.get("mounts", []):
+        options = m.get("options", [])
+        kind = m.get("type", "bind" if "bind" in options or "rbind" in options else "")
+        if kind == "bind" or "bind" in options or "rbind" in options:
+            attrs = 0
+            for opt in options:
+                attrs |= _ATTR_OPTIONS.get(opt, 0)
+            steps.append(BindMount(m["source"], m["destination"],
+                                   recursive="bind" not in options, readonly="ro" in options,
+                                   flags=attrs))
+        elif kind == "sysfs" and not owns_netns:
+            steps.append(BindHostSys(m["destination"]))
+        else:
+            steps.append(filesystem_step(kind, m))
+    return steps
+
+
+def filesystem_step(kind: str, m: dict) -> MountFilesystem:
+    flags, data = 0, []
+    for opt in m.get("options", []):
+        if opt in _MS_OPTIONS:
+            flags |= _MS_OPTIONS[opt]
+        elif opt not in _IGNORED_OPTIONS:
+            data.append(opt)
+    fallback = None
+    if kind == "devpts" and any(d.startswith("gid=") for d in data):
+        fallback = ",".join(d for d in data if not d.startswith("gid="))
+    return MountFilesystem(kind, m["destination"], m.get("source", kind), flags,
+                           ",".join(data), fallback_data=fallback)
+
+
+DEFAULT_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+                   "/dev/tty")
+DEFAULT_DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                        ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+                        ("pts/ptmx", "/dev/ptmx"), ("/proc/kcore", "/dev/core"))
+
+
+def device_steps(spec: dict) -> list[object]:
+    """Device nodes cannot be made in a user namespace: bind the host's, as Podman does."""
+    paths = list(DEFAULT_DEVICES)
+    for dev in spec.get("linux", {}).get("devices", []):
+        if dev["path"] not in paths:
+            paths.append(dev["path"])
+    steps: list[object] = [BindDevice(p) for p in paths]
+    steps += [MakeSymlink(target, dest) for target, dest in DEFAULT_DEV_SYMLINKS]
+    return steps
+
+
+def process_steps(process: dict, single_id: bool, init: bool) -> list[object]:
+    steps: list[object] = []
+    for rl in process.get("rlimits", []):
+        steps.append(SetRlimit(rl["type"], int(rl["soft"]), int(rl["hard"])))
+    steps.append(Chdir(process.get("cwd", "/")))
+    c = process.get("capabilities", {})
+    steps.append(DropBoundingCapabilities(caps.mask(c.get("bounding"))))
+    user = process.get("user", {})
+    steps.append(SetUser(int(user.get("uid", 0)), int(user.get("gid", 0)),
+                         tuple(int(g) for g in user.get("additionalGids", [])),
+                         set_groups=not single_id))
+    steps.append(SetCapabilities(
+        effective=caps.mask(c.get("effective")), permitted=caps.mask(c.get("permitted")),
+        inheritable=caps.mask(c.get("inheritable")), ambient=caps.mask(c.get("ambient"))))
+    if process.get("noNewPrivileges"):
+        steps.append(NoNewPrivileges())
+    steps.append(Exec(tuple(process["args"]), tuple(process.get("env", [])),
+                      init=init, terminal=bool(process.get("terminal"))))
+    return steps

@@ -1,0 +1,203 @@
+"""The fork chain that starts a container, in crun/youki's roles:
+
+  runtime (P)  -- stays on the host; sets itself CHILD_SUBREAPER, writes the id maps,
+     |            then waits for the container and forwards signals to it
+  intermediate (C) -- unshares the user namespace, waits for its maps, turns itself
+     |                non-dumpable, unshares the other namespaces, forks, exits
+  init (G)     -- pid 1 of the new pid namespace: runs the plan, then execs the command;
+                  when C exits, G is re-parented to P (the subreaper), so P waits on it
+                  directly and sees its real exit status or signal.
+
+Failures before exec travel back over a close-on-exec pipe as one JSON line, so P can
+print `error: mount proc on /proc: ...` and exit 125, or 126/127 for exec failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+from dataclasses import dataclass
+
+from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
+                             RootlessError, RuntimeSetupError)
+from rootless.kernel import constants as k
+from rootless.kernel.idmap import IdMaps, write_maps
+from rootless.kernel.syscalls import RealSyscalls, Syscalls
+from rootless.runtime.plan import Exec, Plan
+
+
+@dataclass(frozen=True)
+class StdioOptions:
+    stdin: bool = False  # -i: the container reads our stdin; else /dev/null
+    terminal: bool = False  # -t: a pty whose master is sent back to P
+    winsize: bytes | None = None  # struct winsize of our terminal, applied before exec
+
+
+@dataclass
+class Started:
+    pid: int  # the container's init, a child of this process
+    console_fd: int | None = None
+
+
+class _Pipes:
+    """The channels between P and its children; the child ends close at exec."""
+
+    def __init__(self, terminal: bool) -> None:
+        self.go_r, self.go_w = os.pipe()  # P -> C: maps written
+        self.report_r, self.report_w = os.pipe()  # C -> P: "U", then G's pid
+        self.error_r, self.error_w = os.pipe()  # C/G -> P: a JSON failure, or EOF at exec
+        self.console = socket.socketpair() if terminal else None
+
+    def close_parent_ends(self) -> None:
+        for fd in (self.go_r, self.report_w, self.error_w):
+            os.close(fd)
+        if self.console:
+            self.console[1].close()
+
+
+def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
+          sys: Syscalls | None = None) -> Started:
+    """Fork the container and return once its command has been exec'd (or raise)."""
+    sys = sys or RealSyscalls()
+    pipes = _Pipes(stdio.terminal)
+    sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+    pid = os.fork()
+    if pid == 0:
+        _child_main(lambda: _intermediate(plan, stdio, pipes, sys), pipes.error_w)
+    pipes.close_parent_ends()
+    try:
+        return _parent_handshake(pid, maps, pipes)
+    finally:
+        for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
+            os.close(fd)
+        if pipes.console:
+            pipes.console[0].close()
+
+
+def _parent_handshake(pid: int, maps: IdMaps, pipes: _Pipes) -> Started:
+    if os.read(pipes.report_r, 1) != b"U":
+        os.waitpid(pid, 0)
+        _raise_child_error(pipes.error_r)
+    try:
+        write_maps(pid, maps)
+    except RootlessError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    os.write(pipes.go_w, b"M")
+    raw = os.read(pipes.report_r, 4)
+    os.waitpid(pid, 0)  # the intermediate exits at once; G is now our child
+    if len(raw) != 4:
+        _raise_child_error(pipes.error_r)
+    init_pid = struct.unpack("i", raw)[0]
+    console_fd = None
+    if pipes.console:
+        console_fd = _receive_console(pipes.console[0])
+    error = _read_all(pipes.error_r)
+    if error:
+        _, status = os.waitpid(init_pid, 0)
+        _raise_from_report(error)
+    return Started(init_pid, console_fd)
+
+
+def _receive_console(sock: socket.socket) -> int | None:
+    _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    return fds[0] if fds else None
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _raise_child_error(error_fd: int) -> None:
+    _raise_from_report(_read_all(error_fd) or b'{"message": "container set-up failed"}')
+
+
+def _raise_from_report(report: bytes) -> None:
+    try:
+        data = json.loads(report.decode(errors="replace").splitlines()[0])
+    except (ValueError, IndexError):
+        data = {"message": report.decode(errors="replace").strip()}
+    err = RuntimeSetupError(data.get("message", "container set-up failed"))
+    err.exit_code = int(data.get("code", EXIT_ENGINE))
+    raise err
+
+
+# --- the child side: never returns ------------------------------------------------------
+
+
+def _child_main(body, error_w: int) -> None:
+    code = EXIT_ENGINE
+    try:
+        body()
+    except RootlessError as e:
+        _report(error_w, str(e), e.exit_code)
+        code = e.exit_code
+    except OSError as e:
+        _report(error_w, f"{e.strerror or e}".lower(), EXIT_ENGINE)
+    except BaseException as e:  # never let a child fall back into the caller's code
+        _report(error_w, f"internal error: {type(e).__name__}: {e}", EXIT_ENGINE)
+    finally:
+        os._exit(code)
+
+
+def _report(error_w: int, message: str, code: int) -> None:
+    try:
+        os.write(error_w, json.dumps({"message": message, "code": code}).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, sys: Syscalls) -> None:
+    for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
+        os.close(fd)
+    try:
+        sys.unshare(k.CLONE_NEWUSER)
+    except OSError as e:
+        raise RuntimeSetupError(
+            f"create user namespace: {e.strerror.lower()} (are unprivileged user "
+            "namespaces enabled? see `sysctl user.max_user_namespaces`)") from e
+    os.write(pipes.report_w, b"U")
+    if os.read(pipes.go_r, 1) != b"M":
+        os._exit(EXIT_ENGINE)  # P failed to map ids and has reported it
+    # CVE-2019-5736 in Python form: from here on no process in the container may open
+    # this interpreter through /proc/PID/exe or ptrace it (prctl(2), PR_SET_DUMPABLE).
+    sys.prctl(k.PR_SET_DUMPABLE, 0)
+    try:
+        sys.unshare(plan.namespaces)
+    except OSError as e:
+        raise RuntimeSetupError(f"create namespaces: {e.strerror.lower()}") from e
+    pid = os.fork()
+    if pid == 0:
+        _child_main(lambda: _init_main(plan, stdio, pipes, sys), pipes.error_w)
+    os.write(pipes.report_w, struct.pack("i", pid))
+    os._exit(0)
+
+
+def _init_main(plan: Plan, stdio: StdioOptions, pipes: _Pipes, sys: Syscalls) -> None:
+    from rootless.runtime.executor import Executor
+    from rootless.runtime.start_process import exec_command
+
+    os.close(pipes.report_w)
+    os.close(pipes.go_r)
+    *setup, last = plan.steps
+    assert isinstance(last, Exec)
+    Executor(sys).run(tuple(setup))
+    console = pipes.console[1] if pipes.console else None
+    exec_command(last, stdio, console, pipes.error_w, sys)
+
+
+def wait_exit_code(pid: int) -> int:
+    """Docker's exit code for a finished container: its own, or 128+N for signal N."""
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+

@@ -1,0 +1,25 @@
+"""Run an OCI runtime spec in the foreground: plan, start, wait."""
+
+from __future__ import annotations
+
+from rootless.kernel.idmap import detect_maps, maps_from_spec
+from rootless.kernel.syscalls import Syscalls
+from rootless.runtime.attach import wait_foreground
+from rootless.runtime.plan import build_plan
+from rootless.runtime.process import StdioOptions, start
+
+
+def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
+                   debug: bool = False) -> int:
+    """Start the container described by `spec` and return its exit code."""
+    maps = maps_from_spec(spec.get("linux", {}))
+    if maps is None:
+        user = spec["process"].get("user", {})
+        maps = detect_maps(int(user.get("uid", 0)), int(user.get("gid", 0)))
+    plan = build_plan(spec, single_id=not maps.use_helpers)
+    if debug:
+        import sys as _sys
+
+        print(plan.describe(), file=_sys.stderr)
+    started = start(plan, maps, stdio, sys)
+    return wait_foreground(started.pid, started.console_fd)
