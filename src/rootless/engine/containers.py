@@ -1,0 +1,127 @@
+"""Container records: a row in the store's `containers` table and a directory.
+
+A container directory holds config.json (the OCI spec), upper/ work/ rootfs/ and the
+generated hosts, hostname and resolv.conf. The row is written in one transaction with
+the directory already in place, and removed before the directory is, so a killed
+command never leaves a row pointing at nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rootless.errors import NotFoundError, RootlessError
+
+_ADJECTIVES = ("agile", "brave", "calm", "eager", "fond", "gentle", "happy", "jolly",
+               "keen", "lucid", "merry", "nifty", "proud", "quiet", "sharp", "swift",
+               "tender", "vivid", "wise", "zen")
+_NAMES = ("babbage", "curie", "darwin", "euler", "fermi", "galois", "hopper", "hypatia",
+          "knuth", "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon",
+          "thompson", "turing", "wozniak")
+
+
+class NameInUseError(RootlessError):
+    pass
+
+
+@dataclass(frozen=True)
+class ContainerRecord:
+    id: str
+    name: str
+    image_id: str
+    image_name: str
+    command: str
+    created: float
+    state: str
+    auto_remove: bool
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def container_dir(store, container_id: str) -> Path:
+    return Path(store.containers_dir) / container_id
+
+
+def random_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}_{random.choice(_NAMES)}"
+
+
+def container_create(store, image_id: str, image_name: str, command: str,
+                     name: str | None, auto_remove: bool) -> ContainerRecord:
+    cid = os.urandom(32).hex()
+    path = container_dir(store, cid)
+    path.mkdir(mode=0o700, parents=True)
+    record = ContainerRecord(cid, name or random_name(), image_id, image_name, command,
+                             time.time(), "created", auto_remove)
+    try:
+        _insert(store, record, name is None)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return record
+
+
+def _insert(store, record: ContainerRecord, generated_name: bool) -> ContainerRecord:
+    import sqlite3
+
+    for attempt in range(20):
+        name = record.name if attempt == 0 else f"{random_name()}{attempt}"
+        try:
+            with store.db:
+                store.db.execute(
+                    "INSERT INTO containers (id, name, image_id, image_name, created, state,"
+                    " command, spec_path, auto_remove) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (record.id, name, record.image_id, record.image_name, record.created,
+                     record.state, record.command,
+                     str(container_dir(store, record.id) / "config.json"),
+                     int(record.auto_remove)))
+            object.__setattr__(record, "name", name)
+            return record
+        except sqlite3.IntegrityError:
+            if not generated_name:
+                raise NameInUseError(
+                    f'the container name "{record.name}" is already in use '
+                    f'(try: rootless rm {record.name})') from None
+    raise NameInUseError("could not find a free container name")
+
+
+def container_set_state(store, container_id: str, state: str, pid: int | None = None,
+                        exit_code: int | None = None) -> None:
+    with store.db:
+        store.db.execute("UPDATE containers SET state=?, pid=?, exit_code=? WHERE id=?",
+                         (state, pid, exit_code, container_id))
+
+
+def container_remove(store, container_id: str) -> None:
+    with store.db:
+        store.db.execute("DELETE FROM containers WHERE id=?", (container_id,))
+    remove_tree(container_dir(store, container_id))
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a container directory; files that subordinate ids created inside it are
+    not ours to delete from outside, so removal falls back to a user namespace."""
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        from rootless.engine.unshare import rmtree_in_userns
+
+        rmtree_in_userns(path)
+
+
+def container_lookup(store, ref: str) -> ContainerRecord:
+    rows = store.db.execute(
+        "SELECT id, name, image_id, image_name, command, created, state, auto_remove "
+        "FROM containers WHERE name=? OR id=? OR id LIKE ?", (ref, ref, ref + "%")).fetchall()
+    if len(rows) != 1:
+        raise NotFoundError(f"no such container: {ref}")
+    return ContainerRecord(*rows[0][:7], bool(rows[0][7]))

@@ -1,0 +1,194 @@
+"""`rootless run`: image + options -> container record, OCI spec, foreground run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rootless.engine.spec import DEFAULT_PATH, ProcessConfig, RootfsConfig, SpecOptions
+from rootless.errors import RootlessError, UsageError
+
+NETWORKS = ("host", "none")
+
+
+@dataclass
+class RunOptions:
+    image: str
+    command: list[str] = field(default_factory=list)
+    entrypoint: str | None = None
+    env: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    volumes: list[str] = field(default_factory=list)
+    hostname: str | None = None
+    network: str = "host"
+    name: str | None = None
+    remove: bool = False
+    interactive: bool = False
+    tty: bool = False
+    init: bool = False
+    no_new_privileges: bool = False
+    debug: bool = False
+
+
+def container_run(store, opts: RunOptions) -> int:
+    """Create and run a container in the foreground; return its exit code."""
+    from rootless.engine.containers import container_create, container_set_state
+    from rootless.engine.images import image_resolve
+
+    validate(opts)
+    image = image_resolve(store, opts.image)
+    image_config = image.config.get("config") or {}
+    args = command_line(image_config, opts)
+    record = container_create(store, image.id, opts.image, shlex.join(args), opts.name,
+                              opts.remove)
+    try:
+        spec = make_spec(store, record, image, image_config, args, opts)
+        code = _run_spec(store, record.id, spec, opts)
+    finally:
+        _finish(store, record, opts)
+    return code
+
+
+def _run_spec(store, container_id: str, spec: dict, opts: RunOptions) -> int:
+    from rootless.engine.containers import container_set_state
+    from rootless.runtime.attach import winsize_of
+    from rootless.runtime.process import StdioOptions
+    from rootless.runtime.run import run_foreground
+
+    stdio = StdioOptions(stdin=opts.interactive, terminal=opts.tty,
+                         winsize=winsize_of(0) if opts.tty else None)
+    container_set_state(store, container_id, "running", pid=os.getpid())
+    code = None
+    try:
+        code = run_foreground(spec, stdio, debug=opts.debug)
+        return code
+    finally:
+        container_set_state(store, container_id, "exited", exit_code=code)
+
+
+def _finish(store, record, opts: RunOptions) -> None:
+    from rootless.engine.containers import container_remove
+
+    if opts.remove:
+        container_remove(store, record.id)
+
+
+def validate(opts: RunOptions) -> None:
+    if opts.network not in NETWORKS:
+        raise UsageError(f"unsupported network mode: {opts.network} "
+                         f"(supported: {', '.join(NETWORKS)})")
+    if opts.tty and not os.isatty(0):
+        raise UsageError("the input device is not a TTY (drop -t, or run from a terminal)")
+
+
+def command_line(image_config: dict, opts: RunOptions) -> list[str]:
+    """Docker's rule: ENTRYPOINT + CMD, where --entrypoint drops the image's CMD."""
+    if opts.entrypoint is not None:
+        entrypoint = [opts.entrypoint] if opts.entrypoint else []
+        cmd = list(opts.command)
+    else:
+        entrypoint = list(image_config.get("Entrypoint") or [])
+        cmd = list(opts.command) or list(image_config.get("Cmd") or [])
+    args = entrypoint + cmd
+    if not args:
+        raise UsageError(f"no command specified for {opts.image} (give one after the image)")
+    return args
+
+
+def make_spec(store, record, image, image_config: dict, args: list[str],
+              opts: RunOptions) -> dict:
+    from rootless.engine.spec import build_spec
+    from rootless.engine.users import resolve_user
+    from rootless.fs.rootfs import choose_strategy, prepare
+    from rootless.kernel.idmap import detect_maps, maps_to_spec
+    from rootless.net.files import write_network_files
+
+    cdir = Path(store.containers_dir) / record.id
+    user = resolve_user(image.layer_dirs, opts.user or image_config.get("User") or "0")
+    hostname = opts.hostname or record.id[:12]
+    strategy = choose_strategy()
+    dirs = prepare(cdir, image.layer_dirs, strategy)
+    overlay = strategy.name == "overlay"
+    binds = [(str(path), dest, False)
+             for dest, path in write_network_files(cdir, hostname, opts.network).items()]
+    binds += [parse_volume(v) for v in opts.volumes]
+    process = ProcessConfig(
+        args=args, env=environment(image_config, opts, user.home, hostname),
+        cwd=opts.workdir or image_config.get("WorkingDir") or "/",
+        uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
+        terminal=opts.tty, no_new_privileges=opts.no_new_privileges)
+    spec = build_spec(SpecOptions(
+        process=process,
+        rootfs=RootfsConfig(path=str(dirs.merged),
+                            lower=[str(p) for p in image.layer_dirs] if overlay else [],
+                            upper=str(dirs.upper), work=str(dirs.work)),
+        hostname=hostname, network=opts.network, binds=binds, init=opts.init,
+        id_maps=maps_to_spec(detect_maps(user.uid, user.gid))))
+    _write_json(cdir / "config.json", spec)
+    return spec
+
+
+def environment(image_config: dict, opts: RunOptions, home: str, hostname: str) -> list[str]:
+    env: dict[str, str] = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
+    if opts.tty:
+        env["TERM"] = "xterm"
+    for item in image_config.get("Env") or []:
+        key, _, value = item.partition("=")
+        env[key] = value
+    for path in opts.env_files:
+        for item in read_env_file(path):
+            _set_env(env, item)
+    for item in opts.env:
+        _set_env(env, item)
+    env.setdefault("HOME", home)
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def _set_env(env: dict[str, str], item: str) -> None:
+    """`K=V` sets; a bare `K` copies the caller's value, or is dropped, as Docker does."""
+    key, sep, value = item.partition("=")
+    if not key:
+        raise UsageError(f"invalid environment variable: {item}")
+    if sep:
+        env[key] = value
+    elif key in os.environ:
+        env[key] = os.environ[key]
+
+
+def read_env_file(path: str) -> list[str]:
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read env file {path}: {e.strerror.lower()}") from e
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def parse_volume(spec: str) -> tuple[str, str, bool]:
+    """`HOST:CTR[:ro|rw]`; HOST must exist (named volumes come with `volume create`)."""
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise UsageError(f"invalid volume specification: {spec} (want HOST:CTR[:ro])")
+    host, ctr = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if not set(mode.split(",")) <= {"ro", "rw", "z", "Z"}:
+        raise UsageError(f"invalid mode {mode} in volume {spec}")
+    if not os.path.isabs(host):
+        raise UsageError(f"invalid volume {spec}: named volumes are not supported yet; "
+                         "give an absolute host path")
+    if not os.path.isabs(ctr):
+        raise UsageError(f"invalid volume {spec}: the container path must be absolute")
+    if not os.path.exists(host):
+        raise RootlessError(f"bind source path does not exist: {host}")
+    return os.path.realpath(host), ctr, "ro" in mode.split(",")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
