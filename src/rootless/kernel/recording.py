@@ -1,0 +1,68 @@
+"""A `Syscalls` double that records calls instead of making them.
+
+It lets tests check the order and arguments of what the runtime would do, without
+namespaces or privileges. It never stands in for a real container run.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class RecordingSyscalls:
+    def __init__(self, fail: dict[str, int] | None = None) -> None:
+        self.calls: list[tuple] = []
+        self.fail = fail or {}  # method name -> errno to raise
+        self._next_fd = 1000
+
+    def _record(self, name: str, *args) -> None:
+        self.calls.append((name, *args))
+        if name in self.fail:
+            raise OSError(self.fail[name], os.strerror(self.fail[name]))
+
+    def names(self) -> list[str]:
+        return [call[0] for call in self.calls]
+
+    def unshare(self, flags):
+        self._record("unshare", flags)
+
+    def setns(self, fd, nstype):
+        self._record("setns", fd, nstype)
+
+    def mount(self, source, target, fstype, flags=0, data=None):
+        self._record("mount", source, target, fstype, flags, data)
+
+    def umount2(self, target, flags=0):
+        self._record("umount2", target, flags)
+
+    def pivot_root(self, new_root, put_old):
+        self._record("pivot_root", new_root, put_old)
+
+    def mount_setattr(self, dirfd, path, flags, attr_set, attr_clr=0):
+        self._record("mount_setattr", dirfd, path, flags, attr_set, attr_clr)
+
+    def openat2(self, dirfd, path, flags, mode, resolve):
+        self._record("openat2", dirfd, path, flags, mode, resolve)
+        self._next_fd += 1
+        return self._next_fd
+
+    def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0):
+        self._record("prctl", option, arg2)
+        return 0
+
+    def capget(self):
+        self._record("capget")
+        return (0, 0, 0)
+
+    def capset(self, effective, permitted, inheritable):
+        self._record("capset", effective, permitted, inheritable)
+
+    def close_range(self, first, last, flags=0):
+        self._record("close_range", first, last, flags)
+
+    def sethostname(self, name):
+        self._record("sethostname", name)
+
+    def seccomp_set_filter(self, flags, program):
+        self._record("seccomp_set_filter", flags, len(program))
+        return 0
