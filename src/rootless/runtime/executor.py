@@ -1,13 +1,17 @@
 """The dumb executor: runs a Plan's steps, in order, in the container's first process.
 
+Imports stay at module level: steps after PivotRoot cannot load host modules any more.
+
 Each step is one small function; a failure is re-raised as RuntimeSetupError naming the
 step and the path, e.g. `mount proc on /proc: operation not permitted`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
+import socket
 import struct
 
 from rootless.errors import RootlessError, RuntimeSetupError
@@ -151,9 +155,6 @@ class Executor:
         self.sys.sethostname(step.name)
 
     def do_LoopbackUp(self, step: p.LoopbackUp) -> None:
-        import fcntl
-        import socket
-
         siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             ifreq = struct.pack("16sh14x", b"lo", 0)

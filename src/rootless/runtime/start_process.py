@@ -12,7 +12,11 @@ import termios
 from rootless.errors import CannotInvokeError, CommandNotFoundError
 from rootless.kernel import constants as k
 from rootless.kernel.syscalls import Syscalls
+from rootless.runtime.init import serve_as_init
 from rootless.runtime.plan import Exec
+
+# Everything this module needs is imported above: it runs after pivot_root, when the
+# host's Python files are no longer reachable.
 
 # Python ignores these at start-up; a container must get the default dispositions back
 # (subprocess's restore_signals does the same).
@@ -97,8 +101,6 @@ def _fork_under_init(step: Exec, error_w: int) -> None:
             _become_foreground()
         return  # the caller execs the command
     os.close(error_w)
-    from rootless.runtime.init import serve_as_init
-
     serve_as_init(child)
 
 
