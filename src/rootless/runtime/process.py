@@ -26,7 +26,9 @@ from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
 from rootless.kernel import constants as k
 from rootless.kernel.idmap import IdMaps, write_maps
 from rootless.kernel.syscalls import RealSyscalls, Syscalls
+from rootless.runtime.executor import Executor
 from rootless.runtime.plan import Exec, Plan
+from rootless.runtime.start_process import exec_command
 
 
 @dataclass(frozen=True)
@@ -181,9 +183,6 @@ def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, sys: Syscalls)
 
 
 def _init_main(plan: Plan, stdio: StdioOptions, pipes: _Pipes, sys: Syscalls) -> None:
-    from rootless.runtime.executor import Executor
-    from rootless.runtime.start_process import exec_command
-
     os.close(pipes.report_w)
     os.close(pipes.go_r)
     *setup, last = plan.steps
