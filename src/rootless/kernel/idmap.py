@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rootless.errors import RuntimeSetupError
 
 
-@dataclass(frozen=True)
-class IdRange:
+class IdRange(NamedTuple):
     container_id: int
     host_id: int
     size: int
@@ -28,8 +26,7 @@ class IdRange:
         return f"{self.container_id} {self.host_id} {self.size}"
 
 
-@dataclass(frozen=True)
-class IdMaps:
+class IdMaps(NamedTuple):
     """The uid and gid maps of one user namespace, and how to write them."""
 
     uids: tuple[IdRange, ...]
@@ -127,6 +124,8 @@ def _run_helper(helper: str, pid: int, ranges: tuple[IdRange, ...]) -> None:
     args = [helper, str(pid)]
     for r in ranges:
         args += [str(r.container_id), str(r.host_id), str(r.size)]
+    import subprocess  # only range mode needs it; it costs 5 ms of start-up
+
     proc = subprocess.run(args, capture_output=True, text=True)
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
