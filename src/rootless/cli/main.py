@@ -1,73 +1,63 @@
-"""The `rootless` command: a typer app; each command group lives in its own module.
+"""The `rootless` console script: the run fast path, else the typer app (cli/app.py).
 
-Command modules import the engine inside their functions: every module imported here is
-paid for by every `rootless run`.
+Every failure ends here as Docker would end it: one line on stderr, exit 125 for the
+engine's own errors, 126/127 when the command cannot run, else the container's code.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Optional
+from typing import Callable
 
-import typer
-
-from rootless.cli.common import GlobalOptions
-
-app = typer.Typer(
-    name="rootless",
-    help="Run OCI containers as an ordinary user: no daemon, no setuid helper, no root.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-@app.callback()
-def main_options(
-    ctx: typer.Context,
-    root: Optional[Path] = typer.Option(
-        None, "--root", envvar="ROOTLESS_ROOT",
-        help="Store directory (default: $XDG_DATA_HOME/rootless)."),
-    debug: bool = typer.Option(False, "--debug", help="Print the runtime's plan."),
-) -> None:
-    ctx.obj = GlobalOptions(root=root, debug=debug)
-
-
-def _register() -> None:
-    from rootless.cli import image, run, system
-
-    app.add_typer(image.app, name="image", help="Manage images.")
-    app.add_typer(system.app, name="system", help="Manage rootless itself.")
-    app.command("run", context_settings=run.CONTEXT,
-                help="Run a command in a new container.")(run.run)
-    app.command("version", help="Show the version.")(system.version)
-    image.register_shortcuts(app)
+FAST_COMMANDS = {("run",), ("container", "run")}
 
 
 def main() -> None:
-    _register()
-    sys.exit(invoke(sys.argv[1:]))
+    sys.exit(dispatch(sys.argv[1:]))
 
 
-def invoke(argv: list[str]) -> int:
-    """Run the CLI and turn every failure into Docker's exit codes and one line."""
-    import click
+def dispatch(argv: list[str]) -> int:
+    parsed = split_global_options(argv)
+    if parsed is not None:
+        root, debug, rest = parsed
+        for command in FAST_COMMANDS:
+            if tuple(rest[: len(command)]) == command:
+                from rootless.cli.run import run_main
 
-    from rootless.errors import EXIT_ENGINE, RootlessError
+                args = rest[len(command):]
+                return guarded(lambda: run_main(args, root, debug))
+    from rootless.cli.app import invoke
+
+    return guarded(lambda: invoke(argv))
+
+
+def split_global_options(argv: list[str]) -> tuple[str | None, bool, list[str]] | None:
+    """`--root DIR`, `--root=DIR` and `--debug` before the command; None if anything
+    else comes first (typer then parses it and says what is wrong)."""
+    import os
+
+    root, debug, i = os.environ.get("ROOTLESS_ROOT") or None, False, 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg == "--debug":
+            debug = True
+        elif arg == "--root" and i + 1 < len(argv):
+            root, i = argv[i + 1], i + 1
+        elif arg.startswith("--root="):
+            root = arg.split("=", 1)[1]
+        else:
+            return None
+        i += 1
+    return root, debug, argv[i:]
+
+
+def guarded(body: Callable[[], int]) -> int:
+    from rootless.errors import RootlessError
 
     try:
-        result = app(args=argv, prog_name="rootless", standalone_mode=False)
-        return result if isinstance(result, int) else 0
-    except click.exceptions.UsageError as e:
-        _error(_usage_message(e))
-        return EXIT_ENGINE
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        return 130
+        return body()
     except RootlessError as e:
-        _error(str(e))
+        error(str(e))
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -75,11 +65,5 @@ def invoke(argv: list[str]) -> int:
         return 0
 
 
-def _usage_message(e) -> str:
-    message = e.format_message()
-    command = e.ctx.command_path if e.ctx else "rootless"
-    return f"{message[:1].lower()}{message[1:]} (see: {command} --help)"
-
-
-def _error(message: str) -> None:
+def error(message: str) -> None:
     print(f"Error: {message}", file=sys.stderr)

@@ -125,3 +125,73 @@ def container_lookup(store, ref: str) -> ContainerRecord:
     if len(rows) != 1:
         raise NotFoundError(f"no such container: {ref}")
     return ContainerRecord(*rows[0][:7], bool(rows[0][7]))
+
+
+@dataclass(frozen=True)
+class ContainerRow:
+    record: ContainerRecord
+    pid: int | None
+    exit_code: int | None
+
+    @property
+    def running(self) -> bool:
+        return self.record.state == "running" and self.pid is not None and _alive(self.pid)
+
+    def status(self, now: float) -> str:
+        if self.running:
+            return f"Up {human_duration(now - self.record.created)}"
+        if self.record.state == "created":
+            return "Created"
+        code = "" if self.exit_code is None else f" ({self.exit_code})"
+        return f"Exited{code}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def container_list(store) -> list[ContainerRow]:
+    rows = store.db.execute(
+        "SELECT id, name, image_id, image_name, command, created, state, auto_remove, pid,"
+        " exit_code FROM containers ORDER BY created DESC").fetchall()
+    return [ContainerRow(ContainerRecord(*r[:7], bool(r[7])), r[8], r[9]) for r in rows]
+
+
+def containers_remove(store, refs: list[str], force: bool) -> list[str]:
+    """`rm`: refuse a running container unless forced (which kills it first)."""
+    import signal
+
+    removed = []
+    for ref in refs:
+        record = container_lookup(store, ref)
+        row = next(r for r in container_list(store) if r.record.id == record.id)
+        if row.running:
+            if not force:
+                raise RootlessError(f"cannot remove running container {ref} "
+                                    "(stop it first, or use rm -f)")
+            os.kill(row.pid, signal.SIGKILL)
+        container_remove(store, record.id)
+        removed.append(ref)
+    return removed
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's go-units HumanDuration, roughly."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s < 60:
+        return f"{s} second{'s' if s != 1 else ''}"
+    if s < 3600:
+        m = s // 60
+        return "About a minute" if m == 1 else f"{m} minutes"
+    if s < 48 * 3600:
+        h = round(s / 3600)
+        return "About an hour" if h == 1 else f"{h} hours"
+    return f"{s // 86400} days"

@@ -1,0 +1,81 @@
+"""The `rootless` typer app; each command group lives in its own module.
+
+`rootless run` normally never gets here (cli/main.py takes a faster path); command
+modules import the engine inside their functions, so `rootless --help` stays quick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rootless.cli.common import GlobalOptions
+
+app = typer.Typer(
+    name="rootless",
+    help="Run OCI containers as an ordinary user: no daemon, no setuid helper, no root.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    root: Optional[Path] = typer.Option(
+        None, "--root", envvar="ROOTLESS_ROOT",
+        help="Store directory (default: $XDG_DATA_HOME/rootless)."),
+    debug: bool = typer.Option(False, "--debug", help="Print the runtime's plan."),
+) -> None:
+    ctx.obj = GlobalOptions(root=root, debug=debug)
+
+
+def _register() -> None:
+    from rootless.cli import container, image, run, system
+
+    app.add_typer(image.app, name="image", help="Manage images.")
+    app.add_typer(system.app, name="system", help="Manage rootless itself.")
+    app.command("run", help=run.HELP_SUMMARY + " (see: rootless run --help)",
+                context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                  "help_option_names": []})(run_passthrough)
+    app.command("version", help="Show the version.")(system.version)
+    app.command("ps", help="List containers.")(container.ps)
+    app.command("rm", help="Remove containers.")(container.rm)
+    image.register_shortcuts(app)
+
+
+def run_passthrough(ctx: typer.Context) -> int:
+    from rootless.cli.common import global_options
+    from rootless.cli.run import run_main
+
+    opts = global_options(ctx)
+    return run_main(ctx.args, str(opts.root) if opts.root else None, opts.debug)
+
+
+def invoke(argv: list[str]) -> int:
+    """Run the typer app; click's own failures become Docker's exit code and one line."""
+    import click
+
+    from rootless.cli.main import error
+    from rootless.errors import EXIT_ENGINE
+
+    _register()
+    try:
+        result = app(args=argv, prog_name="rootless", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.UsageError as e:
+        error(_usage_message(e))
+        return EXIT_ENGINE
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        return 130
+
+
+def _usage_message(e) -> str:
+    message = e.format_message()
+    command = e.ctx.command_path if e.ctx else "rootless"
+    return f"{message[:1].lower()}{message[1:]} (see: {command} --help)"
