@@ -108,10 +108,10 @@ def container_remove(store, container_id: str) -> None:
 def remove_tree(path: Path) -> None:
     """Remove a container directory; files that subordinate ids created inside it are
     not ours to delete from outside, so removal falls back to a user namespace."""
+    from rootless.fs.remove import rmtree_owned
+
     try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        pass
+        rmtree_owned(path)
     except PermissionError:
         from rootless.engine.unshare import rmtree_in_userns
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+from pathlib import Path
 
 from rootless import __version__
 
@@ -52,7 +53,7 @@ def system_info(store) -> dict:
     from rootless.kernel.idmap import detect_maps
 
     maps = detect_maps()
-    strategy = choose_strategy()
+    strategy = choose_strategy(Path(store.root))
     helpers = {name: shutil.which(name) or "not found"
                for name in ("newuidmap", "newgidmap", "pasta", "slirp4netns")}
     return {

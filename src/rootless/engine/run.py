@@ -111,7 +111,7 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
     cdir = Path(store.containers_dir) / record.id
     user = resolve_user(image.layer_dirs, opts.user or image_config.get("User") or "0")
     hostname = opts.hostname or record.id[:12]
-    strategy = choose_strategy()
+    strategy = choose_strategy(Path(store.root))
     dirs = prepare(cdir, image.layer_dirs, strategy)
     overlay = strategy.name == "overlay"
     binds = [(str(path), dest, False)

@@ -25,7 +25,7 @@ class Strategy:
     reason: str
 
 
-def choose_strategy() -> Strategy:
+def choose_strategy(store_root: Path) -> Strategy:
     forced = os.environ.get("ROOTLESS_ROOTFS")
     if forced in ("overlay", "copy"):
         return Strategy(forced, "set by ROOTLESS_ROOTFS")
@@ -33,10 +33,13 @@ def choose_strategy() -> Strategy:
     try:
         major, minor = (int(x) for x in release.split(".")[:2])
     except ValueError:
-        return Strategy("copy", f"cannot parse kernel release {release}")
+        major, minor = 0, 0
     if (major, minor) < (5, 11):
         return Strategy("copy", f"kernel {release} < 5.11: no overlayfs in user namespaces")
-    return Strategy("overlay", f"kernel {release} >= 5.11 mounts overlayfs in a user namespace")
+    from rootless.fs.probe import overlay_works
+
+    ok, reason = overlay_works(store_root)
+    return Strategy("overlay" if ok else "copy", reason)
 
 
 @dataclass(frozen=True)
