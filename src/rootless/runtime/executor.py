@@ -8,6 +8,7 @@ step and the path, e.g. `mount proc on /proc: operation not permitted`.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import resource
@@ -59,7 +60,13 @@ class Executor:
     # --- mounts inside the rootfs ---------------------------------------------------
 
     def do_MountFilesystem(self, step: p.MountFilesystem) -> None:
-        fd = mountpoint(self.sys, self.root_fd, step.dest, True, step.no_symlinks)
+        try:
+            fd = mountpoint(self.sys, self.root_fd, step.dest, True, step.no_symlinks)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise RuntimeSetupError(f"refusing to mount {step.fstype} on {step.dest}: "
+                                    "a symlink in the image's path") from e
         try:
             try:
                 self.sys.mount(step.source, fd_path(fd), step.fstype, step.flags, step.data)
@@ -178,6 +185,9 @@ class Executor:
             finally:
                 os.close(fd)
         except OSError as e:
+            if e.errno in (errno.ELOOP, errno.EXDEV):
+                raise RuntimeSetupError(f"working directory {step.path} is outside the "
+                                        "container (a /proc magic link)") from e
             raise RuntimeSetupError(f"working directory {step.path}: {e.strerror.lower()}")
         finally:
             os.close(root)
