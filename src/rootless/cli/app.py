@@ -51,16 +51,20 @@ def run_passthrough(ctx: typer.Context) -> int:
     from rootless.cli.common import global_options
     from rootless.cli.run import run_main
 
+    from rootless.cli.main import guarded
+
     opts = global_options(ctx)
-    return run_main(ctx.args, str(opts.root) if opts.root else None, opts.debug)
+    return guarded(lambda: run_main(ctx.args, str(opts.root) if opts.root else None,
+                                    opts.debug))
 
 
 def invoke(argv: list[str]) -> int:
-    """Run the typer app; click's own failures become Docker's exit code and one line."""
+    """Run the typer app. As docker's CLI: a bad flag exits 125, any other failure of a
+    command that runs no container exits 1."""
     import click
 
     from rootless.cli.main import error
-    from rootless.errors import EXIT_ENGINE
+    from rootless.errors import EXIT_ENGINE, RootlessError, UsageError
 
     _register()
     try:
@@ -73,6 +77,12 @@ def invoke(argv: list[str]) -> int:
         return e.exit_code
     except click.exceptions.Abort:
         return 130
+    except UsageError as e:
+        error(str(e))
+        return EXIT_ENGINE
+    except RootlessError as e:
+        error(str(e))
+        return 1
 
 
 def _usage_message(e) -> str:

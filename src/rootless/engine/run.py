@@ -82,8 +82,11 @@ def validate(opts: RunOptions) -> None:
     if opts.network not in NETWORKS:
         raise UsageError(f"unsupported network mode: {opts.network} "
                          f"(supported: {', '.join(NETWORKS)})")
-    if opts.tty and not os.isatty(0):
+    if opts.tty and opts.interactive and not os.isatty(0):
         raise UsageError("the input device is not a TTY (drop -t, or run from a terminal)")
+    if opts.workdir is not None and not opts.workdir.startswith("/"):
+        raise UsageError(f"the working directory '{opts.workdir}' is invalid, it needs to "
+                         "be an absolute path")
 
 
 def command_line(image_config: dict, opts: RunOptions) -> list[str]:

@@ -23,26 +23,40 @@ _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGTSTP
                   signal.SIGPIPE, signal.SIGCONT}
 
 
-def forward_signals(pid: int) -> None:
-    def forward(signum: int, _frame: object) -> None:
+class SignalForwarder:
+    """Installed before the container is forked, so a signal that arrives while it
+    starts is held and delivered as soon as its pid is known, never lost or fatal."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.pending: list[int] = []
+        for sig in signal.valid_signals():
+            if sig in _NOT_FORWARDED:
+                continue
+            try:
+                signal.signal(sig, self._on_signal)
+            except (OSError, ValueError):
+                pass
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.pid is None:
+            self.pending.append(signum)
+            return
         try:
-            os.kill(pid, signum)
+            os.kill(self.pid, signum)
         except ProcessLookupError:
             pass
 
-    for sig in signal.valid_signals():
-        if sig in _NOT_FORWARDED:
-            continue
-        try:
-            signal.signal(sig, forward)
-        except (OSError, ValueError):
-            pass
+    def target(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            self._on_signal(signum, None)
+        self.pending.clear()
 
 
-def wait_foreground(pid: int, console_fd: int | None) -> int:
-    forward_signals(pid)
+def wait_foreground(pid: int, console_fd: int | None, stdin: bool = True) -> int:
     if console_fd is not None:
-        pump_terminal(console_fd)
+        pump_terminal(console_fd, stdin)
     return wait_exit_code(pid)
 
 
@@ -53,11 +67,14 @@ def winsize_of(fd: int) -> bytes | None:
         return None
 
 
-def pump_terminal(master: int) -> None:
-    """Copy our stdin to the pty and the pty to our stdout until the container closes it;
-    our terminal is raw meanwhile, so Ctrl-C travels as a byte to the container's pty."""
-    stdin_is_tty = os.isatty(0)
+def pump_terminal(master: int, stdin: bool) -> None:
+    """Copy our stdin (with -i) to the pty and the pty to our stdout until the container
+    closes it; our terminal is raw meanwhile, so Ctrl-C travels as a byte to the pty."""
+    stdin_is_tty = stdin and os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_is_tty else None
+    # without -i our terminal stays cooked (Ctrl-C still signals us, and we forward
+    # it), but output processing is off: the container's pty already made "\r\n"
+    out_saved = _output_raw(1) if not stdin_is_tty else None
 
     def resize(_signum: int, _frame: object) -> None:
         size = winsize_of(0)
@@ -68,15 +85,27 @@ def pump_terminal(master: int) -> None:
     try:
         if stdin_is_tty:
             tty.setraw(0)
-        _copy_loop(master)
+        _copy_loop(master, stdin)
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        if out_saved is not None:
+            termios.tcsetattr(1, termios.TCSADRAIN, out_saved)
         os.close(master)
 
 
-def _copy_loop(master: int) -> None:
-    inputs = [0, master]
+def _output_raw(fd: int) -> list | None:
+    if not os.isatty(fd):
+        return None
+    saved = termios.tcgetattr(fd)
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~termios.OPOST
+    termios.tcsetattr(fd, termios.TCSADRAIN, attrs)
+    return saved
+
+
+def _copy_loop(master: int, stdin: bool) -> None:
+    inputs = [0, master] if stdin else [master]
     while True:
         try:
             ready, _, _ = select.select(inputs, [], [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rootless.kernel.idmap import detect_maps, maps_from_spec
 from rootless.kernel.syscalls import Syscalls
-from rootless.runtime.attach import wait_foreground
+from rootless.runtime.attach import SignalForwarder, wait_foreground
 from rootless.runtime.plan import build_plan
 from rootless.runtime.process import StdioOptions, start
 
@@ -21,5 +21,7 @@ def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
         import sys as _sys
 
         print(plan.describe(), file=_sys.stderr)
+    forwarder = SignalForwarder()
     started = start(plan, maps, stdio, sys)
-    return wait_foreground(started.pid, started.console_fd)
+    forwarder.target(started.pid)
+    return wait_foreground(started.pid, started.console_fd, stdio.stdin)

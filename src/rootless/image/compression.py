@@ -1,0 +1,152 @@
+"""Layer compression: gzip, zstd, bzip2, xz or none, told apart by their magic bytes.
+
+Decompression errors (a truncated or corrupt stream) surface as ImageError naming the
+layer, never as zlib/lzma tracebacks. zstd uses the `zstandard` module when installed,
+else the `zstd` program, else says how to get one of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import BinaryIO
+
+from rootless.errors import ImageError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+def detect(head: bytes) -> str:
+    """"gzip" | "zstd" | "bzip2" | "xz" | "none"."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    if head.startswith(BZIP2_MAGIC):
+        return "bzip2"
+    if head.startswith(XZ_MAGIC):
+        return "xz"
+    return "none"
+
+
+class Prefixed:
+    """A reader that returns `head` before the rest of `stream` (to peek at magic bytes
+    of streams that cannot seek)."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head, self.stream = head, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n is None or n < 0:
+                data, self.head = self.head + self.stream.read(), b""
+                return data
+            data, self.head = self.head[:n], self.head[n:]
+            if len(data) < n:
+                data += self.stream.read(n - len(data))
+            return data
+        return self.stream.read(n)
+
+
+class Hashing:
+    """Counts and sha256-hashes everything read through it."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.sha256.hexdigest()
+
+
+class _Checked:
+    """Turns a decompressor's own exceptions into ImageError naming `what`."""
+
+    def __init__(self, stream, what: str, errors: tuple[type[BaseException], ...],
+                 closer=None) -> None:
+        self.stream, self.what, self.errors, self.closer = stream, what, errors, closer
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.stream.read(n)
+        except self.errors as e:
+            raise ImageError(f"{self.what} is corrupt or truncated: {e}") from None
+
+    def close(self, check: bool = True) -> None:
+        """Release the decompressor; with `check`, raise if it failed (zstd program)."""
+        if self.closer:
+            self.closer(check)
+
+
+def decompressed(stream: BinaryIO, what: str) -> _Checked:
+    """A reader of the uncompressed bytes of `stream`; call close() when done."""
+    head = stream.read(6)
+    kind = detect(head)
+    source = Prefixed(head, stream)
+    if kind == "gzip":
+        import gzip
+        import zlib
+
+        return _Checked(gzip.GzipFile(fileobj=source, mode="rb"), what,
+                        (OSError, EOFError, zlib.error))
+    if kind == "bzip2":
+        import bz2
+
+        return _Checked(bz2.BZ2File(source), what, (OSError, EOFError, ValueError))
+    if kind == "xz":
+        import lzma
+
+        return _Checked(lzma.LZMAFile(source), what, (lzma.LZMAError, EOFError))
+    if kind == "zstd":
+        return _zstd(stream, source, what)
+    return _Checked(source, what, ())
+
+
+def _zstd(stream: BinaryIO, source: Prefixed, what: str) -> _Checked:
+    try:
+        import zstandard
+    except ImportError:
+        return _zstd_program(stream, what)
+    reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+    return _Checked(reader, what, (zstandard.ZstdError, EOFError))
+
+
+def _zstd_program(stream: BinaryIO, what: str) -> _Checked:
+    import os
+    import shutil
+    import subprocess
+
+    program = shutil.which("zstd")
+    if not program or not hasattr(stream, "fileno") or not stream.seekable():
+        raise ImageError(f"{what} is zstd-compressed: install the zstandard Python module "
+                         "or the zstd program to read it")
+    stream.seek(0)
+    os.lseek(stream.fileno(), 0, os.SEEK_SET)  # a buffered reader may not have moved the fd
+    proc = subprocess.Popen([program, "-dcq"], stdin=stream, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+    def close(check: bool) -> None:
+        proc.stdout.close()
+        if not check:
+            proc.kill()
+        _, err = proc.communicate()
+        if check and proc.returncode not in (0, -13):  # -SIGPIPE: we stopped reading early
+            message = err.decode(errors="replace").strip().splitlines()
+            raise ImageError(f"{what} is corrupt or truncated: zstd: "
+                             f"{message[-1] if message else proc.returncode}")
+
+    return _Checked(proc.stdout, what, (OSError,), close)

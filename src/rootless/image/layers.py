@@ -1,0 +1,367 @@
+"""Safe unpacking of a layer tar into a fresh directory, for kernel overlayfs (mounted
+in a user namespace with `userxattr`) and the FUSE overlay.
+
+Python's tarfile only *reads* headers here; every file is created through descriptors
+(kernel/paths.py resolves paths inside the layer as if it were `/`), so no entry can
+reach outside the layer, whatever its name, links or order. A layer that cannot be
+unpacked faithfully is refused with an ImageError naming the entry.
+
+What each kind of entry becomes:
+
+- names: a leading `/` is dropped (as Docker does); `.` and empty parts are ignored;
+  `a/../b` is `b`; a `..` that would climb above the layer root is REFUSED.
+- parents: missing parent directories are made (0755). A parent that is a symlink is
+  followed *inside the layer* (`a -> /etc`, then `a/b` lands in <layer>/etc/b), as it
+  would be inside the container; it never reaches the host's /etc.
+- duplicates: the later entry wins; a directory over a directory keeps the contents
+  (tar semantics); anything else is removed first (file <-> directory both ways).
+- symlinks: stored verbatim, even when they point outside (`/etc/shadow`, `../../x`):
+  they are only ever resolved inside a container's root, and unpacking never follows
+  them except as parents, inside the layer.
+- hardlinks: the target must be an earlier non-directory entry of this layer, named
+  without climbing above the root; otherwise REFUSED (missing, outside, a directory).
+- whiteouts: `.wh.NAME` -> a character device 0:0 named NAME (what overlayfs reads;
+  unprivileged mknod of 0:0 is allowed since Linux 5.8); `.wh..wh..opq` -> xattr
+  user.overlay.opaque=y on the directory. Other `.wh..wh.*` (aufs bookkeeping) are
+  skipped. If NAME already exists in this layer the whiteout is dropped (OCI: a
+  whiteout only hides lower layers). Where the kernel or filesystem refuses (Linux <
+  5.8, no user xattrs), the `.wh.` file itself is kept, the AUFS form that
+  fuse-overlayfs and our copy strategy also read.
+- ownership and modes: files belong to the user who unpacks. When the tar says
+  otherwise (uid/gid not 0, which is what the user maps to in a container), or the mode
+  on disk differs, the tar's values are recorded in `user.containers.override_stat` as
+  "UID:GID:0MODE" (containers-storage's format, read by fuse-overlayfs) on regular
+  files and directories; symlinks and fifos cannot carry user xattrs and keep none.
+- setuid/setgid bits are STRIPPED on disk (the store holds files owned by a real user:
+  a setuid copy would let anyone who can reach it become that user) and kept in
+  override_stat, so a FUSE overlay can still show them. A directory keeps its setgid
+  bit (it only makes new entries inherit the group); its setuid bit is stripped.
+- device nodes cannot be made unprivileged: an empty regular file takes their place,
+  with override_stat "UID:GID:0MODE:char-MAJOR-MINOR" (or block-...), as
+  containers-storage does with ignore_chown_errors.
+- fifos are made with mkfifo. Other entry types (sockets cannot be in tar; GNU volume
+  headers, ...) are REFUSED.
+- extended attributes and ACLs in the tar (PAX SCHILY.xattr.*) are dropped: user.*
+  ones could forge overlay metadata (user.overlay.redirect...), and security.* ones
+  (file capabilities) cannot be set without privileges.
+
+Directory modes and times are applied last, deepest first, so an entry may be
+unpacked into a directory the tar makes read-only. The diff id (sha256 of the
+uncompressed tar, trailing padding included) is computed while unpacking.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from rootless.errors import ImageError, StoreError
+
+OVERRIDE_XATTR = "user.containers.override_stat"
+OPAQUE_XATTR = "user.overlay.opaque"
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+_SETID = stat.S_ISUID | stat.S_ISGID
+_MAX_CACHED_DIRS = 128
+_ENTRY_ERRNOS = {errno.ELOOP, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
+                 errno.EINVAL, errno.EEXIST}
+
+
+class LayerResult(NamedTuple):
+    diff_id: str  # sha256:<hex> of the uncompressed tar
+    size: int  # bytes of regular-file content
+    # xattrs the filesystem refused (no user xattrs): layer path -> {name: value}
+    unapplied_xattrs: dict[str, dict[str, str]]
+
+
+def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer") -> LayerResult:
+    """Unpack the (compressed or plain) layer tar read from `stream` into `dest`, an
+    existing empty directory. On error `dest` is left for the caller to remove."""
+    import tarfile
+
+    from rootless.image.compression import Hashing, decompressed
+
+    raw = decompressed(stream, what)
+    hashing = Hashing(raw)
+    root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    unpacker = _Unpacker(root_fd, what)
+    ok = False
+    try:
+        with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:
+            for member in tar:
+                unpacker.entry_checked(tar, member)
+        unpacker.finish()
+        hashing.drain()
+        ok = True
+    except tarfile.TarError as e:
+        raise ImageError(f"{what} is not a valid tar archive: {e}") from None
+    except OSError as e:
+        raise StoreError(f"cannot unpack {what}: {(e.strerror or str(e)).lower()}"
+                         f"{f' ({e.filename})' if e.filename else ''}") from None
+    finally:
+        unpacker.close()
+        os.close(root_fd)
+        raw.close(check=ok)
+    return LayerResult(hashing.digest, unpacker.size, unpacker.unapplied)
+
+
+def clean_name(name: str, what: str, entry: str | None = None) -> list[str]:
+    """Components of a tar entry name inside the layer; refuses climbing above it."""
+    parts: list[str] = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ImageError(f"{what}: entry {entry or name!r} climbs above the layer "
+                                 "root with '..': refused")
+            parts.pop()
+        else:
+            parts.append(part)
+    return parts
+
+
+def override_value(uid: int, gid: int, mode: int, kind: str = "") -> str:
+    """containers-storage's override_stat: "UID:GID:0MODE" or "UID:GID:0MODE:KIND"."""
+    value = f"{uid}:{gid}:0{mode & 0o7777:o}"
+    return f"{value}:{kind}" if kind else value
+
+
+class _Unpacker:
+    def __init__(self, root_fd: int, what: str) -> None:
+        self.root_fd, self.what = root_fd, what
+        self.dirs: dict[str, tuple] = {}  # path -> the directory entry's header values
+        self.cache: dict[str, int] = {}  # parent path -> directory descriptor
+        self.size = 0
+        self.unapplied: dict[str, dict[str, str]] = {}
+
+    def close(self) -> None:
+        self._forget_dirs()
+
+    # ---- parents ----
+
+    def _parent(self, parts: list[str]) -> int:
+        """A descriptor of the directory holding parts[-1], made if missing."""
+        from rootless.kernel.paths import mkdirs_in_root
+
+        key = "/".join(parts[:-1])
+        fd = self.cache.get(key)
+        if fd is None:
+            try:
+                fd = mkdirs_in_root(self.root_fd, key, 0o755) if key else os.dup(self.root_fd)
+            except (NotADirectoryError, FileExistsError):
+                raise ImageError(f"{self.what}: entry {'/'.join(parts)!r} is under "
+                                 f"{key!r}, which is not a directory") from None
+            self.cache[key] = fd
+        return fd
+
+    def _forget_dirs(self, keep: int = -1) -> None:
+        """Close cached descriptors (all but `keep`, the directory being worked in:
+        removing one of its entries cannot move it, but may move any other)."""
+        kept = {k: fd for k, fd in self.cache.items() if fd == keep}
+        for fd in self.cache.values():
+            if fd != keep:
+                os.close(fd)
+        self.cache = kept
+
+    def _clear(self, dirfd: int, name: str, keep_dir: bool = False) -> bool:
+        """Make room for a new entry `name`; True if an existing directory was kept."""
+        import shutil
+
+        try:
+            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return True
+            self._forget_dirs(keep=dirfd)  # others may point into what goes
+            shutil.rmtree(name, dir_fd=dirfd)
+        else:
+            self._forget_dirs(keep=dirfd)
+            os.unlink(name, dir_fd=dirfd)
+        return False
+
+    # ---- entries ----
+
+    def entry_checked(self, tar, member) -> None:
+        """entry(), with the errors an entry itself causes (a symlink loop, a name too
+        long, an empty symlink target) blamed on the layer, not on the store."""
+        try:
+            self.entry(tar, member)
+        except OSError as e:
+            if e.errno not in _ENTRY_ERRNOS:
+                raise
+            raise ImageError(f"{self.what}: entry {member.name!r} cannot be unpacked: "
+                             f"{os.strerror(e.errno).lower()}: refused") from None
+
+    def entry(self, tar, member) -> None:
+        parts = clean_name(member.name, self.what)
+        if not parts:
+            return  # the layer root itself: its metadata is not the image's to set
+        if len(self.cache) >= _MAX_CACHED_DIRS:
+            self._forget_dirs()  # only here: below, callers hold descriptors from it
+        dirfd = self._parent(parts)
+        name = parts[-1]
+        path = "/".join(parts)
+        if name.startswith(WHITEOUT_PREFIX):
+            self._whiteout(dirfd, name, path)
+        elif member.isreg():
+            self._regular(tar, member, dirfd, name, path)
+        elif member.isdir():
+            if not self._clear(dirfd, name, keep_dir=True):
+                os.mkdir(name, 0o700, dir_fd=dirfd)
+            self.dirs[path] = (member.mode, member.uid, member.gid, member.mtime)
+        elif member.issym():
+            self._clear(dirfd, name)
+            os.symlink(member.linkname, name, dir_fd=dirfd)
+            _set_times(name, dirfd, member.mtime)
+        elif member.islnk():
+            self._hardlink(member, dirfd, name, parts)
+        elif member.ischr() or member.isblk():
+            self._device(member, dirfd, name, path)
+        elif member.isfifo():
+            self._clear(dirfd, name)
+            os.mkfifo(name, member.mode & 0o777 & ~_SETID, dir_fd=dirfd)
+            _set_times(name, dirfd, member.mtime)
+        else:
+            raise ImageError(f"{self.what}: entry {member.name!r} has unsupported tar type "
+                             f"{member.type!r}: refused")
+
+    def _regular(self, tar, member, dirfd: int, name: str, path: str) -> None:
+        self._clear(dirfd, name)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
+        try:
+            source = tar.extractfile(member)
+            with open(fd, "wb", closefd=False, buffering=0) as out:
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+            self.size += member.size
+            self._set_meta(fd, path, member.mode, member.uid, member.gid, member.mtime)
+        finally:
+            os.close(fd)
+
+    def _device(self, member, dirfd: int, name: str, path: str) -> None:
+        kind = "char" if member.ischr() else "block"
+        self._clear(dirfd, name)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
+        try:
+            self._set_meta(fd, path, member.mode, member.uid, member.gid, member.mtime,
+                           f"{kind}-{member.devmajor}-{member.devminor}")
+        finally:
+            os.close(fd)
+
+    def _hardlink(self, member, dirfd: int, name: str, parts: list[str]) -> None:
+        target = clean_name(member.linkname, self.what, f"{member.name} -> "
+                            f"{member.linkname}")
+        if target == parts:
+            return
+        refused = f"{self.what}: hardlink {member.name!r} -> {member.linkname!r}"
+        if not target:
+            raise ImageError(f"{refused} names the layer root: refused")
+        try:
+            tdir = self._parent(target)
+            st = os.stat(target[-1], dir_fd=tdir, follow_symlinks=False)
+        except (FileNotFoundError, ImageError):
+            raise ImageError(f"{refused}: the target is not in this layer: refused") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"{refused}: the target is a directory: refused")
+        self._clear(dirfd, name)
+        tdir = self._parent(target)  # _clear may have dropped cached descriptors
+        try:
+            os.link(target[-1], name, src_dir_fd=tdir, dst_dir_fd=dirfd,
+                    follow_symlinks=False)
+        except FileNotFoundError:
+            raise ImageError(f"{refused}: the target is not in this layer: refused") from None
+
+    def _whiteout(self, dirfd: int, name: str, path: str) -> None:
+        if name == OPAQUE_MARKER:
+            fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dirfd)
+            try:
+                os.setxattr(fd, OPAQUE_XATTR, b"y")
+                return
+            except OSError as e:
+                if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                    raise
+            finally:
+                os.close(fd)
+            self._aufs_marker(dirfd, name)
+            return
+        if name.startswith(WHITEOUT_PREFIX * 2):
+            return  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs)
+        hidden = name[len(WHITEOUT_PREFIX):]
+        if hidden in ("", ".", ".."):
+            raise ImageError(f"{self.what}: whiteout {path!r} names no entry: refused")
+        try:
+            os.stat(hidden, dir_fd=dirfd, follow_symlinks=False)
+            return  # this layer has its own `hidden`: the whiteout only hid lower ones
+        except FileNotFoundError:
+            pass
+        try:
+            os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dirfd)
+        except PermissionError:
+            self._aufs_marker(dirfd, name)
+
+    def _aufs_marker(self, dirfd: int, name: str) -> None:
+        self._clear(dirfd, name)
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=dirfd))
+
+    # ---- metadata ----
+
+    def _set_meta(self, fd: int, path: str, mode: int, uid: int, gid: int, mtime,
+                  kind: str = "", is_dir: bool = False) -> None:
+        # setgid on a directory only makes new entries inherit its group: kept
+        disk = mode & 0o7777 & ~(stat.S_ISUID if is_dir else _SETID)
+        os.fchmod(fd, disk)
+        if uid != 0 or gid != 0 or disk != mode & 0o7777 or kind:
+            self._setxattr(fd, path, OVERRIDE_XATTR, override_value(uid, gid, mode, kind))
+        _set_times(fd, None, mtime)
+
+    def _setxattr(self, fd: int, path: str, name: str, value: str) -> None:
+        try:
+            os.setxattr(fd, name, value.encode())
+        except OSError as e:
+            if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                raise
+            self.unapplied.setdefault(path, {})[name] = value
+
+    def finish(self) -> None:
+        """Directory modes, ownership records and times, deepest first."""
+        from rootless.kernel.paths import open_in_root
+
+        self._forget_dirs()
+        for path in sorted(self.dirs, key=lambda p: p.count("/"), reverse=True):
+            mode, uid, gid, mtime = self.dirs[path]
+            try:
+                fd = open_in_root(self.root_fd, path,
+                                  os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                # replaced by a later entry, or reached (through a symlink) only via a
+                # directory already made unsearchable: left as unpacked
+                continue
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                continue
+            try:
+                self._set_meta(fd, path, mode, uid, gid, mtime, is_dir=True)
+            finally:
+                os.close(fd)
+        os.fchmod(self.root_fd, 0o755)
+
+
+def _set_times(target, dirfd: int | None, mtime) -> None:
+    try:
+        ns = int(float(mtime) * 1_000_000_000)
+        if dirfd is None:
+            os.utime(target, ns=(ns, ns))
+        else:
+            os.utime(target, ns=(ns, ns), dir_fd=dirfd, follow_symlinks=False)
+    except (OverflowError, ValueError, OSError):
+        pass  # a time the filesystem cannot hold is not worth failing the layer

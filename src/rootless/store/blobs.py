@@ -1,0 +1,135 @@
+"""Content-addressed blobs: blobs/sha256/<hex>, verified on the way in.
+
+A blob is written to tmp/ while its sha256 is computed, fsynced, compared with the
+digest it claims, and only then renamed into place; so a blob under blobs/ is always
+complete and always what its name says, whatever kills the writer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from rootless.errors import ImageError
+
+CHUNK = 1 << 20
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def digest_hex(digest: str) -> str:
+    """The hex of a sha256 digest; anything else (another algorithm, a path) is refused
+    before it can become part of a file name."""
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise ImageError(f"unsupported or invalid digest: {str(digest)[:80]!r} "
+                         "(want sha256:<64 hex digits>)")
+    return digest[7:]
+
+
+def blob_path(store, digest: str) -> Path:
+    return Path(store.blobs_dir) / digest_hex(digest)
+
+
+def blob_exists(store, digest: str) -> bool:
+    return blob_path(store, digest).is_file()
+
+
+def blob_read(store, digest: str) -> bytes:
+    try:
+        return blob_path(store, digest).read_bytes()
+    except FileNotFoundError:
+        raise ImageError(f"blob {digest} is missing from the store") from None
+
+
+def blob_put_bytes(store, data: bytes, expected: str | None = None) -> str:
+    import io
+
+    digest, _ = blob_put_stream(store, io.BytesIO(data), expected, len(data))
+    return digest
+
+
+def blob_put_stream(store, stream: BinaryIO, expected: str | None = None,
+                    expected_size: int | None = None, what: str = "blob") -> tuple[str, int]:
+    """Copy `stream` into the store; returns (digest, size). With `expected`, a content
+    that hashes differently is refused (ImageError) and nothing is stored."""
+    import hashlib
+
+    if expected is not None:
+        digest_hex(expected)
+    tmp = store.temp_path("blob")
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(tmp, "xb") as out:
+            while chunk := stream.read(CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        digest = "sha256:" + h.hexdigest()
+        if expected_size is not None and expected_size >= 0 and size != expected_size:
+            raise ImageError(f"{what} {expected or digest} is truncated or corrupt: "
+                             f"{size} bytes, want {expected_size}")
+        if expected is not None and digest != expected:
+            raise ImageError(f"{what} {expected} does not match its digest "
+                             f"(content hashes to {digest}): the source is corrupt")
+        os.chmod(tmp, 0o444)
+        os.rename(tmp, blob_path(store, digest))
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return digest, size
+
+
+def blob_put_file(store, path: Path, digest: str) -> None:
+    """Move a file already in tmp/, whose digest the caller computed, into place."""
+    os.chmod(path, 0o444)
+    os.rename(path, blob_path(store, digest))
+
+
+def blob_remove(store, digest: str) -> None:
+    _unlink(blob_path(store, digest))
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf of a tree this user owns, including directories left with mode 000 (an
+    image may ship them): such a directory is made searchable and retried."""
+    def fix(func, failed, exc_info) -> None:
+        err = exc_info[1]
+        if isinstance(err, FileNotFoundError):
+            return
+        if not isinstance(err, PermissionError):
+            raise err
+        for target in (os.path.dirname(failed), failed):
+            try:
+                st = os.lstat(target)
+                if stat.S_ISDIR(st.st_mode):
+                    os.chmod(target, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+            except OSError:
+                pass
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            shutil.rmtree(failed, onerror=fix)
+        else:
+            os.unlink(failed)
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if (st.st_mode & stat.S_IRWXU) != stat.S_IRWXU:
+            os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+        shutil.rmtree(path, onerror=fix)
+    else:
+        os.unlink(path)

@@ -1,0 +1,161 @@
+"""Rows of state.db about images: images, tags, repository digests, layers.
+
+Plain data access; the policy (what a name means, what may be removed) lives in
+engine/images.py. Callers hold the store lock around read-modify-write sequences and
+wrap changes in `with store.db:` so each is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+
+class ImageRow(NamedTuple):
+    id: str
+    config: str
+    manifest_digest: str | None
+    manifest_type: str | None
+    layers: list[str]  # chain ids, lowest first
+    created: float | None
+    added: float
+    size: int
+
+
+class LayerRow(NamedTuple):
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    size: int
+    blob_digest: str | None
+    blob_size: int | None
+    media_type: str | None
+    added: float
+
+
+_IMAGE_COLUMNS = "id, config, manifest_digest, manifest_type, layers, created, added, size"
+
+
+def _image(row) -> ImageRow:
+    return ImageRow(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6],
+                    row[7])
+
+
+def layer_dir(store, chain_id: str) -> Path:
+    """layers/<hex>; ids come from rows written after digest_hex() validated them, but
+    a damaged database must still not make a path of anything else."""
+    hexpart = chain_id[7:]
+    if not chain_id.startswith("sha256:") or len(hexpart) != 64 or "/" in hexpart \
+            or hexpart.startswith("."):
+        from rootless.store.blobs import digest_hex
+
+        digest_hex(chain_id)  # raises, naming the bad id
+    return Path(store.layers_dir) / hexpart
+
+
+# ---- layers ----
+
+def layer_get(store, chain_id: str) -> LayerRow | None:
+    row = store.db.execute(
+        "SELECT chain_id, diff_id, parent, size, blob_digest, blob_size, media_type, added"
+        " FROM layers WHERE chain_id=?", (chain_id,)).fetchone()
+    return LayerRow(*row) if row else None
+
+
+def layer_add(store, layer: LayerRow) -> None:
+    store.db.execute("INSERT OR REPLACE INTO layers (chain_id, diff_id, parent, size,"
+                     " blob_digest, blob_size, media_type, added) VALUES (?,?,?,?,?,?,?,?)",
+                     tuple(layer))
+
+
+def layer_delete(store, chain_id: str) -> None:
+    store.db.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
+
+
+def layers_all(store) -> list[LayerRow]:
+    return [LayerRow(*r) for r in store.db.execute(
+        "SELECT chain_id, diff_id, parent, size, blob_digest, blob_size, media_type, added"
+        " FROM layers")]
+
+
+# ---- images ----
+
+def image_add(store, image: ImageRow) -> None:
+    store.db.execute(f"INSERT OR IGNORE INTO images ({_IMAGE_COLUMNS}) VALUES"
+                     " (?,?,?,?,?,?,?,?)",
+                     (*image[:4], json.dumps(image.layers), *image[5:]))
+
+
+def image_get(store, image_id: str) -> ImageRow | None:
+    row = store.db.execute(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id=?",
+                           (image_id,)).fetchone()
+    return _image(row) if row else None
+
+
+def image_ids_with_prefix(store, prefix: str, limit: int = 2) -> list[str]:
+    """Ids starting with `prefix` ("sha256:<hex prefix>"), at most `limit`."""
+    return [r[0] for r in store.db.execute(
+        "SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+        (prefix, prefix + "\uffff", limit))]
+
+
+def images_all(store) -> list[ImageRow]:
+    return [_image(r) for r in store.db.execute(
+        f"SELECT {_IMAGE_COLUMNS} FROM images ORDER BY created DESC, added DESC")]
+
+
+def image_delete(store, image_id: str) -> None:
+    store.db.execute("DELETE FROM tags WHERE image_id=?", (image_id,))
+    store.db.execute("DELETE FROM digests WHERE image_id=?", (image_id,))
+    store.db.execute("DELETE FROM images WHERE id=?", (image_id,))
+
+
+# ---- names ----
+
+def tag_get(store, name: str) -> str | None:
+    row = store.db.execute("SELECT image_id FROM tags WHERE name=?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def tag_set(store, name: str, image_id: str) -> None:
+    store.db.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?,?)",
+                     (name, image_id))
+
+
+def tag_delete(store, name: str) -> None:
+    store.db.execute("DELETE FROM tags WHERE name=?", (name,))
+
+
+def tags_of(store, image_id: str) -> list[str]:
+    return [r[0] for r in store.db.execute(
+        "SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,))]
+
+
+def tags_all(store) -> dict[str, list[str]]:
+    """image id -> its tag names."""
+    result: dict[str, list[str]] = {}
+    for name, image_id in store.db.execute("SELECT name, image_id FROM tags ORDER BY name"):
+        result.setdefault(image_id, []).append(name)
+    return result
+
+
+def digest_get(store, name: str) -> str | None:
+    row = store.db.execute("SELECT image_id FROM digests WHERE name=?", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def digest_set(store, name: str, image_id: str) -> None:
+    store.db.execute("INSERT OR REPLACE INTO digests (name, image_id) VALUES (?,?)",
+                     (name, image_id))
+
+
+def digests_of(store, image_id: str) -> list[str]:
+    return [r[0] for r in store.db.execute(
+        "SELECT name FROM digests WHERE image_id=? ORDER BY name", (image_id,))]
+
+
+def containers_using(store, image_id: str) -> list[tuple[str, str]]:
+    """(container id, name) of the containers created from the image."""
+    return [(r[0], r[1]) for r in store.db.execute(
+        "SELECT id, name FROM containers WHERE image_id=?", (image_id,))]

@@ -1,0 +1,93 @@
+"""The SQLite schema of state.db, created once and versioned.
+
+Image ids are config digests ("sha256:<hex>"); tag and digest names are fully
+normalised references ("docker.io/library/busybox:latest"); layers are keyed by chain id
+("sha256:<hex>"), their tree living in layers/<hex>/.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from rootless.errors import StoreError
+from rootless.store.store import SCHEMA_VERSION as VERSION
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,            -- sha256:<hex> of the config blob
+    config TEXT NOT NULL,           -- the config JSON, as stored in the blob
+    manifest_digest TEXT,           -- sha256:<hex> of the manifest blob
+    manifest_type TEXT,             -- its media type
+    layers TEXT NOT NULL,           -- JSON list of chain ids, lowest first
+    created REAL,                   -- the config's `created`, seconds since the epoch
+    added REAL NOT NULL,            -- when it entered this store
+    size INTEGER NOT NULL DEFAULT 0 -- bytes of file content in its layers
+);
+
+CREATE TABLE IF NOT EXISTS tags (
+    name TEXT PRIMARY KEY,          -- docker.io/library/busybox:latest
+    image_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tags_image ON tags (image_id);
+
+CREATE TABLE IF NOT EXISTS digests (
+    name TEXT PRIMARY KEY,          -- docker.io/library/busybox@sha256:<manifest hex>
+    image_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS digests_image ON digests (image_id);
+
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id TEXT PRIMARY KEY,      -- sha256:<hex>; the tree is layers/<hex>/
+    diff_id TEXT NOT NULL,          -- sha256 of the uncompressed tar
+    parent TEXT,                    -- chain id of the layer below, NULL for the lowest
+    size INTEGER NOT NULL,          -- bytes of file content
+    blob_digest TEXT,               -- the (compressed) blob it came from, in blobs/
+    blob_size INTEGER,
+    media_type TEXT,
+    added REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,            -- 64 hex
+    name TEXT UNIQUE,
+    image_id TEXT,
+    image_name TEXT,
+    created REAL,
+    state TEXT,
+    command TEXT,
+    spec_path TEXT,
+    pid INTEGER,
+    exit_code INTEGER,
+    auto_remove INTEGER
+);
+CREATE INDEX IF NOT EXISTS containers_image ON containers (image_id);
+"""
+
+
+def current_version(db: sqlite3.Connection) -> int | None:
+    row = db.execute("SELECT version FROM schema_version").fetchone()
+    return row[0] if row else None
+
+
+def create_or_upgrade(db: sqlite3.Connection, root: Path) -> None:
+    """Called with the store's exclusive lock held."""
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        version = None
+        try:
+            version = current_version(db)
+        except sqlite3.OperationalError:
+            pass
+        if version == VERSION:
+            return
+        if version is not None and version > VERSION:
+            raise StoreError(f"the store at {root} was written by a newer rootless "
+                             f"(schema {version} > {VERSION}); upgrade rootless")
+        db.executescript("BEGIN IMMEDIATE;" + SCHEMA +
+                         f"DELETE FROM schema_version; INSERT INTO schema_version "
+                         f"VALUES ({VERSION}); COMMIT;")
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot initialise the store database in {root}: {e}") from None
