@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import typer
 
 
-@dataclass
-class GlobalOptions:
+class GlobalOptions(NamedTuple):
     root: Path | None = None
     debug: bool = False
 

@@ -12,10 +12,11 @@ import os
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from rootless.errors import NotFoundError, RootlessError
+from rootless.kernel.procs import pid_alive
 
 _ADJECTIVES = ("agile", "brave", "calm", "eager", "fond", "gentle", "happy", "jolly",
                "keen", "lucid", "merry", "nifty", "proud", "quiet", "sharp", "swift",
@@ -29,8 +30,7 @@ class NameInUseError(RootlessError):
     pass
 
 
-@dataclass(frozen=True)
-class ContainerRecord:
+class ContainerRecord(NamedTuple):
     id: str
     name: str
     image_id: str
@@ -61,7 +61,7 @@ def container_create(store, image_id: str, image_name: str, command: str,
     record = ContainerRecord(cid, name or random_name(), image_id, image_name, command,
                              time.time(), "created", auto_remove)
     try:
-        _insert(store, record, name is None)
+        record = _insert(store, record, name is None)
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
@@ -82,8 +82,7 @@ def _insert(store, record: ContainerRecord, generated_name: bool) -> ContainerRe
                      record.state, record.command,
                      str(container_dir(store, record.id) / "config.json"),
                      int(record.auto_remove)))
-            object.__setattr__(record, "name", name)
-            return record
+            return record._replace(name=name)
         except sqlite3.IntegrityError:
             if not generated_name:
                 raise NameInUseError(
@@ -127,15 +126,14 @@ def container_lookup(store, ref: str) -> ContainerRecord:
     return ContainerRecord(*rows[0][:7], bool(rows[0][7]))
 
 
-@dataclass(frozen=True)
-class ContainerRow:
+class ContainerRow(NamedTuple):
     record: ContainerRecord
     pid: int | None
     exit_code: int | None
 
     @property
     def running(self) -> bool:
-        return self.record.state == "running" and self.pid is not None and _alive(self.pid)
+        return self.record.state == "running" and self.pid is not None and pid_alive(self.pid)
 
     def status(self, now: float) -> str:
         if self.running:
@@ -145,15 +143,6 @@ class ContainerRow:
         code = "" if self.exit_code is None else f" ({self.exit_code})"
         return f"Exited{code}"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def container_list(store) -> list[ContainerRow]:
@@ -182,16 +171,27 @@ def containers_remove(store, refs: list[str], force: bool) -> list[str]:
 
 
 def human_duration(seconds: float) -> str:
-    """Docker's go-units HumanDuration, roughly."""
+    """Docker's go-units HumanDuration: the words of `docker ps` and `docker images`."""
     s = int(seconds)
     if s < 1:
         return "Less than a second"
+    if s == 1:
+        return "1 second"
     if s < 60:
-        return f"{s} second{'s' if s != 1 else ''}"
-    if s < 3600:
-        m = s // 60
-        return "About a minute" if m == 1 else f"{m} minutes"
-    if s < 48 * 3600:
-        h = round(s / 3600)
-        return "About an hour" if h == 1 else f"{h} hours"
-    return f"{s // 86400} days"
+        return f"{s} seconds"
+    minutes, hours = s // 60, round(s / 3600)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from rootless.errors import ImageError, NotFoundError, RootlessError, UsageError
+from rootless.kernel.procs import pid_alive
 from rootless.store import metadata as md
 
 
-@dataclass(frozen=True)
-class ImageRecord:
+class ImageRecord(NamedTuple):
     id: str  # sha256:<hex> of the config
     names: list[str]  # as docker prints them: busybox:latest, host:5000/a/b:1
     config: dict[str, Any]  # the full OCI image config
@@ -347,18 +346,9 @@ def _containers_using(store, image_id: str) -> list[tuple[str, str, bool]]:
     """(id, name, running) of the containers made from the image."""
     rows = store.db.execute("SELECT id, name, state, pid FROM containers WHERE image_id=?",
                             (image_id,)).fetchall()
-    return [(cid, cname, state == "running" and pid is not None and _alive(pid))
+    return [(cid, cname, state == "running" and pid is not None and pid_alive(pid))
             for cid, cname, state, pid in rows]
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _delete_image(store, image_id: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 from rootless.engine.spec import DEFAULT_PATH, ProcessConfig, RootfsConfig, SpecOptions
@@ -14,16 +14,15 @@ from rootless.errors import RootlessError, UsageError
 NETWORKS = ("host", "none")
 
 
-@dataclass
-class RunOptions:
+class RunOptions(NamedTuple):
     image: str
-    command: list[str] = field(default_factory=list)
+    command: tuple[str, ...] = ()
     entrypoint: str | None = None
-    env: list[str] = field(default_factory=list)
-    env_files: list[str] = field(default_factory=list)
+    env: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
     workdir: str | None = None
     user: str | None = None
-    volumes: list[str] = field(default_factory=list)
+    volumes: tuple[str, ...] = ()
     hostname: str | None = None
     network: str = "host"
     name: str | None = None
@@ -37,15 +36,18 @@ class RunOptions:
 
 def container_run(store, opts: RunOptions) -> int:
     """Create and run a container in the foreground; return its exit code."""
-    from rootless.engine.containers import container_create, container_set_state
+    from rootless.engine.containers import container_create
     from rootless.engine.images import image_resolve
 
     validate(opts)
-    image = image_resolve(store, opts.image)
-    image_config = image.config.get("config") or {}
-    args = command_line(image_config, opts)
-    record = container_create(store, image.id, opts.image, shlex.join(args), opts.name,
-                              opts.remove)
+    # shared: `rmi` (exclusive) cannot delete the image between lookup and the row
+    # that marks it in use
+    with store.lock(shared=True):
+        image = image_resolve(store, opts.image)
+        image_config = image.config.get("config") or {}
+        args = command_line(image_config, opts)
+        record = container_create(store, image.id, opts.image, shlex.join(args), opts.name,
+                                  opts.remove)
     try:
         spec = make_spec(store, record, image, image_config, args, opts)
         code = _run_spec(store, record.id, spec, opts)
@@ -117,6 +119,10 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
     strategy = choose_strategy(Path(store.root))
     dirs = prepare(cdir, image.layer_dirs, strategy)
     overlay = strategy.name == "overlay"
+    lower = [str(p) for p in image.layer_dirs]
+    if overlay and not lower:  # overlayfs needs a lower layer; an image may have none
+        (cdir / "empty").mkdir(exist_ok=True)
+        lower = [str(cdir / "empty")]
     binds = [(str(path), dest, False)
              for dest, path in write_network_files(cdir, hostname, opts.network).items()]
     binds += [parse_volume(v) for v in opts.volumes]
@@ -128,7 +134,7 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
     spec = build_spec(SpecOptions(
         process=process,
         rootfs=RootfsConfig(path=str(dirs.merged),
-                            lower=[str(p) for p in image.layer_dirs] if overlay else [],
+                            lower=lower if overlay else [],
                             upper=str(dirs.upper), work=str(dirs.work)),
         hostname=hostname, network=opts.network, binds=binds, init=opts.init,
         id_maps=maps_to_spec(detect_maps(user.uid, user.gid))))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rootless.runtime.caps import DOCKER_DEFAULT
 from rootless.runtime.plan import INIT_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION
@@ -36,37 +36,34 @@ def default_mounts(own_netns: bool) -> list[dict]:
     ]
 
 
-@dataclass
-class ProcessConfig:
+class ProcessConfig(NamedTuple):
     args: list[str]
     env: list[str]
     cwd: str = "/"
     uid: int = 0
     gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
+    additional_gids: tuple[int, ...] = ()
     terminal: bool = False
     no_new_privileges: bool = False
-    capabilities: list[str] = field(default_factory=lambda: list(DOCKER_DEFAULT))
+    capabilities: tuple[str, ...] = DOCKER_DEFAULT
 
 
-@dataclass
-class RootfsConfig:
+class RootfsConfig(NamedTuple):
     path: str  # the merged directory the container sees as /
-    lower: list[str] = field(default_factory=list)  # lowest first; empty: plain directory
+    lower: tuple[str, ...] = ()  # lowest first; empty: plain directory
     upper: str = ""
     work: str = ""
     readonly: bool = False
 
 
-@dataclass
-class SpecOptions:
+class SpecOptions(NamedTuple):
     process: ProcessConfig
     rootfs: RootfsConfig
     hostname: str
     network: str = "host"  # host | none
-    binds: list[tuple[str, str, bool]] = field(default_factory=list)  # host, ctr, ro
+    binds: tuple[tuple[str, str, bool], ...] = ()  # host, ctr, ro
     init: bool = False
-    id_maps: dict = field(default_factory=dict)  # uidMappings/gidMappings
+    id_maps: dict | None = None  # uidMappings/gidMappings
 
 
 def build_spec(opts: SpecOptions) -> dict:
@@ -92,7 +89,7 @@ def build_spec(opts: SpecOptions) -> dict:
             "namespaces": namespaces,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
-            **opts.id_maps,
+            **(opts.id_maps or {}),
         },
     }
 
@@ -101,9 +98,9 @@ def process_spec(p: ProcessConfig) -> dict:
     caps = list(p.capabilities)
     return {
         "terminal": p.terminal,
-        "user": {"uid": p.uid, "gid": p.gid, "additionalGids": p.additional_gids},
-        "args": p.args,
-        "env": p.env,
+        "user": {"uid": p.uid, "gid": p.gid, "additionalGids": list(p.additional_gids)},
+        "args": list(p.args),
+        "env": list(p.env),
         "cwd": p.cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
                          "inheritable": [], "ambient": []},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 from rootless.errors import RootlessError
@@ -20,12 +20,11 @@ class UserLookupError(RootlessError):
     pass
 
 
-@dataclass(frozen=True)
-class ContainerUser:
+class ContainerUser(NamedTuple):
     uid: int
     gid: int
     home: str = "/root"
-    additional_gids: list[int] = field(default_factory=list)
+    additional_gids: tuple[int, ...] = ()
 
 
 def read_image_file(layer_dirs: list[Path], path: str) -> str | None:
@@ -73,7 +72,7 @@ def resolve_user(layer_dirs: list[Path], spec: str) -> ContainerUser:
         gid = _group_id(groups, group_part)
     extra = [int(g[2]) for g in groups if name and len(g) > 3 and name in g[3].split(",")
              and g[2].isdigit() and int(g[2]) != gid]
-    return ContainerUser(uid, gid, home if uid != 0 or home != "/" else "/root", extra)
+    return ContainerUser(uid, gid, home if uid != 0 or home != "/" else "/root", tuple(extra))
 
 
 def _group_id(groups: list[list[str]], group: str) -> int:

@@ -13,14 +13,13 @@ import os
 import platform
 import shutil
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 OPAQUE_XATTR = "user.overlay.opaque"
 
 
-@dataclass(frozen=True)
-class Strategy:
+class Strategy(NamedTuple):
     name: str  # "overlay" | "copy"
     reason: str
 
@@ -42,8 +41,7 @@ def choose_strategy(store_root: Path) -> Strategy:
     return Strategy("overlay" if ok else "copy", reason)
 
 
-@dataclass(frozen=True)
-class RootfsDirs:
+class RootfsDirs(NamedTuple):
     merged: Path
     upper: Path
     work: Path
@@ -65,39 +63,100 @@ def prepare(container_dir: Path, layer_dirs: list[Path], strategy: Strategy) -> 
 
 
 def copy_layer(layer: Path, dest: Path) -> None:
-    """Apply one extracted layer onto `dest`: whiteouts delete, opaque dirs replace."""
+    """Apply one extracted layer onto `dest`, as overlayfs would show it: whiteouts
+    (char 0:0, or the AUFS `.wh.NAME` files kept where mknod was refused) delete, opaque
+    directories (xattr, or `.wh..wh..opq`) hide what lower layers had there."""
+    locked = _open_locked_dirs(layer)
+    try:
+        _copy_tree(layer, dest)
+    finally:
+        for path, mode in reversed(locked):
+            os.chmod(path, mode)
+
+
+def _open_locked_dirs(layer: Path) -> list[tuple[str, int]]:
+    """Our own directories of mode 000 or 0444 cannot be walked: open them up for the
+    copy, returning what to restore."""
+    changed, stack = [], [str(layer)]
+    while stack:
+        path = stack.pop()
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        if mode & 0o500 != 0o500:
+            os.chmod(path, mode | 0o500)
+            changed.append((path, mode))
+        with os.scandir(path) as entries:
+            stack += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+    return changed
+
+
+def _copy_tree(layer: Path, dest: Path) -> None:
     for dirpath, dirnames, filenames in os.walk(layer):
         rel = Path(dirpath).relative_to(layer)
         target_dir = dest / rel
-        if rel != Path(".") and _is_opaque(dirpath) and target_dir.is_dir():
-            shutil.rmtree(target_dir)
-        if not target_dir.exists():
+        if rel != Path(".") and _is_opaque(dirpath, filenames) and target_dir.is_dir():
+            _remove(target_dir)
+        if not target_dir.is_dir() or target_dir.is_symlink():
+            _remove(target_dir)
             target_dir.mkdir()
-            shutil.copystat(dirpath, target_dir)
-        for name in filenames + [d for d in dirnames if os.path.islink(Path(dirpath) / d)]:
+        else:  # root in the container could write into it; so may the copy
+            os.chmod(target_dir, stat.S_IMODE(target_dir.stat().st_mode) | stat.S_IRWXU)
+        links = [d for d in dirnames if os.path.islink(Path(dirpath) / d)]
+        for name in filenames + links:
+            if name == AUFS_OPAQUE:
+                continue
+            if name.startswith(AUFS_WHITEOUT):
+                _remove(target_dir / name[len(AUFS_WHITEOUT):])
+                continue
             _copy_entry(Path(dirpath) / name, target_dir / name)
+        dirnames[:] = [d for d in dirnames if d not in links]
+    # directory modes and times last, deepest first, so read-only ones could be filled
+    for dirpath, _, _ in sorted(os.walk(layer), key=lambda w: -w[0].count(os.sep)):
+        shutil.copystat(dirpath, dest / Path(dirpath).relative_to(layer),
+                        follow_symlinks=False)
+
+
+AUFS_WHITEOUT = ".wh."
+AUFS_OPAQUE = ".wh..wh..opq"
 
 
 def _copy_entry(src: Path, dst: Path) -> None:
     st = os.lstat(src)
-    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # a whiteout
-        _remove(dst)
-        return
     _remove(dst)
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # a whiteout
+        return
     if stat.S_ISLNK(st.st_mode):
         os.symlink(os.readlink(src), dst)
+    elif stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(dst, stat.S_IMODE(st.st_mode))
     elif stat.S_ISREG(st.st_mode):
+        _copy_file(src, dst, st)
+
+
+def _copy_file(src: Path, dst: Path, st: os.stat_result) -> None:
+    """Files of mode 000 are ours: readable for the copy, their mode restored after."""
+    unreadable = not st.st_mode & stat.S_IRUSR
+    if unreadable:
+        os.chmod(src, stat.S_IMODE(st.st_mode) | stat.S_IRUSR)
+    try:
         shutil.copy2(src, dst, follow_symlinks=False)
+    finally:
+        if unreadable:
+            os.chmod(src, stat.S_IMODE(st.st_mode))
+    os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        from rootless.fs.remove import rmtree_owned
+
+        rmtree_owned(path)
     elif os.path.lexists(path):
         path.unlink()
 
 
-def _is_opaque(path: str) -> bool:
+def _is_opaque(path: str, filenames: list[str]) -> bool:
+    if AUFS_OPAQUE in filenames:
+        return True
     try:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:

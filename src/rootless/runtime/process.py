@@ -19,10 +19,9 @@ import os
 import signal
 import socket
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
-                             RootlessError, RuntimeSetupError)
+from rootless.errors import (EXIT_ENGINE, RootlessError, RuntimeSetupError)
 from rootless.kernel import constants as k
 from rootless.kernel.idmap import IdMaps, write_maps
 from rootless.kernel.syscalls import RealSyscalls, Syscalls
@@ -31,15 +30,13 @@ from rootless.runtime.plan import Exec, Plan
 from rootless.runtime.start_process import exec_command
 
 
-@dataclass(frozen=True)
-class StdioOptions:
+class StdioOptions(NamedTuple):
     stdin: bool = False  # -i: the container reads our stdin; else /dev/null
     terminal: bool = False  # -t: a pty whose master is sent back to P
     winsize: bytes | None = None  # struct winsize of our terminal, applied before exec
 
 
-@dataclass
-class Started:
+class Started(NamedTuple):
     pid: int  # the container's init, a child of this process
     console_fd: int | None = None
 

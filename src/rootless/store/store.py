@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rootless.errors import StoreError
+from rootless.kernel.procs import pid_alive
 
 SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp")
 SCHEMA_VERSION = 1  # of state.db; store/schema.py creates and upgrades it
@@ -135,7 +136,7 @@ class Store:
             return
         for name in names:
             parts = name.split("-")
-            if len(parts) >= 3 and parts[-2].isdigit() and not _alive(int(parts[-2])):
+            if len(parts) >= 3 and parts[-2].isdigit() and not pid_alive(int(parts[-2])):
                 remove_tree(self.tmp_dir / name)
 
 
@@ -151,14 +152,3 @@ def _make_dirs(root: Path) -> None:
                          f"{(e.strerror or str(e)).lower()} (use --root or ROOTLESS_ROOT "
                          "to put it elsewhere)") from None
 
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

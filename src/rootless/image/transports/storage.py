@@ -72,7 +72,7 @@ class StoreDestination(ImageDestination):
 
     def put_blob(self, stream: BinaryIO, desc: Descriptor) -> None:
         blob_put_stream(self.store, stream, desc.digest, desc.size,
-                        what=f"blob {desc.digest[:19]}")
+                        what="blob")
 
     def put_manifest(self, raw: bytes, media_type: str) -> None:
         self.manifest_raw, self.manifest_type = raw, media_type
