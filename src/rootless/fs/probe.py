@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import tempfile
 from pathlib import Path
 
 CACHE_NAME = "overlay-probe.json"
@@ -19,7 +17,7 @@ CACHE_NAME = "overlay-probe.json"
 
 def overlay_works(store_root: Path) -> tuple[bool, str]:
     cache = store_root / CACHE_NAME
-    release = platform.release()
+    release = os.uname().release
     try:
         cached = json.loads(cache.read_text())
         if cached.get("kernel") == release:
@@ -37,6 +35,8 @@ def overlay_works(store_root: Path) -> tuple[bool, str]:
 
 
 def _probe(store_root: Path) -> tuple[bool, str]:
+    import tempfile
+
     base = Path(tempfile.mkdtemp(prefix=".probe-", dir=store_root))
     try:
         for name in ("lower", "upper", "work", "merged"):

@@ -10,8 +10,6 @@ forces the copy (tests use it to cover both paths).
 from __future__ import annotations
 
 import os
-import platform
-import shutil
 import stat
 from typing import NamedTuple
 from pathlib import Path
@@ -28,7 +26,7 @@ def choose_strategy(store_root: Path) -> Strategy:
     forced = os.environ.get("ROOTLESS_ROOTFS")
     if forced in ("overlay", "copy"):
         return Strategy(forced, "set by ROOTLESS_ROOTFS")
-    release = platform.release()
+    release = os.uname().release
     try:
         major, minor = (int(x) for x in release.split(".")[:2])
     except ValueError:
@@ -111,7 +109,7 @@ def _copy_tree(layer: Path, dest: Path) -> None:
         dirnames[:] = [d for d in dirnames if d not in links]
     # directory modes and times last, deepest first, so read-only ones could be filled
     for dirpath, _, _ in sorted(os.walk(layer), key=lambda w: -w[0].count(os.sep)):
-        shutil.copystat(dirpath, dest / Path(dirpath).relative_to(layer),
+        _shutil().copystat(dirpath, dest / Path(dirpath).relative_to(layer),
                         follow_symlinks=False)
 
 
@@ -138,11 +136,17 @@ def _copy_file(src: Path, dst: Path, st: os.stat_result) -> None:
     if unreadable:
         os.chmod(src, stat.S_IMODE(st.st_mode) | stat.S_IRUSR)
     try:
-        shutil.copy2(src, dst, follow_symlinks=False)
+        _shutil().copy2(src, dst, follow_symlinks=False)
     finally:
         if unreadable:
             os.chmod(src, stat.S_IMODE(st.st_mode))
     os.chmod(dst, stat.S_IMODE(st.st_mode))
+
+
+def _shutil():
+    import shutil  # only the copy fallback needs it; `run` on overlayfs does not
+
+    return shutil
 
 
 def _remove(path: Path) -> None:

@@ -11,7 +11,6 @@ rootless Podman does.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import NamedTuple
 
 from rootless.errors import RuntimeSetupError
@@ -68,7 +67,16 @@ def _user_name(uid: int) -> str:
 
 
 def helpers_present() -> bool:
-    return bool(shutil.which("newuidmap") and shutil.which("newgidmap"))
+    return bool(which("newuidmap") and which("newgidmap"))
+
+
+def which(name: str) -> str | None:
+    """shutil.which without importing shutil (~1.5 ms on every `rootless run`)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(directory or ".", name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
 
 
 def detect_maps(container_uid: int = 0, container_gid: int = 0) -> IdMaps:

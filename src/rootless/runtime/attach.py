@@ -9,10 +9,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import select
 import signal
-import termios
-import tty
 
 from rootless.runtime.process import wait_exit_code
 
@@ -61,6 +58,8 @@ def wait_foreground(pid: int, console_fd: int | None, stdin: bool = True) -> int
 
 
 def winsize_of(fd: int) -> bytes | None:
+    import termios
+
     try:
         return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
     except OSError:
@@ -70,6 +69,8 @@ def winsize_of(fd: int) -> bytes | None:
 def pump_terminal(master: int, stdin: bool) -> None:
     """Copy our stdin (with -i) to the pty and the pty to our stdout until the container
     closes it; our terminal is raw meanwhile, so Ctrl-C travels as a byte to the pty."""
+    import termios  # only -t needs these; `run` without it should not load them
+    import tty
     stdin_is_tty = stdin and os.isatty(0)
     saved = termios.tcgetattr(0) if stdin_is_tty else None
     # without -i our terminal stays cooked (Ctrl-C still signals us, and we forward
@@ -95,6 +96,8 @@ def pump_terminal(master: int, stdin: bool) -> None:
 
 
 def _output_raw(fd: int) -> list | None:
+    import termios
+
     if not os.isatty(fd):
         return None
     saved = termios.tcgetattr(fd)
@@ -105,6 +108,8 @@ def _output_raw(fd: int) -> list | None:
 
 
 def _copy_loop(master: int, stdin: bool) -> None:
+    import select
+
     inputs = [0, master] if stdin else [master]
     while True:
         try:

@@ -12,7 +12,6 @@ import errno
 import fcntl
 import os
 import resource
-import socket
 import struct
 
 from rootless.errors import RootlessError, RuntimeSetupError
@@ -162,6 +161,8 @@ class Executor:
         self.sys.sethostname(step.name)
 
     def do_LoopbackUp(self, step: p.LoopbackUp) -> None:
+        import socket  # LoopbackUp runs before PivotRoot, while host modules load
+
         siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             ifreq = struct.pack("16sh14x", b"lo", 0)

@@ -169,7 +169,10 @@ def namespace_flags(spec: dict) -> int:
 def build_plan(spec: dict, single_id: bool) -> Plan:
     """The whole set-up of one container, in the order it must run."""
     flags = namespace_flags(spec)
-    steps: list[object] = [MakeMountsPrivate(), *rootfs_steps(spec)]
+    steps: list[object] = [MakeMountsPrivate()]
+    if flags & k.CLONE_NEWNET:  # needs no filesystem; before the pivot, where it may
+        steps.append(LoopbackUp())  # still load the socket module
+    steps += rootfs_steps(spec)
     steps += mount_steps(spec, owns_netns=bool(flags & k.CLONE_NEWNET))
     steps += device_steps(spec)
     steps.append(PivotRoot(spec["root"]["path"]))
@@ -180,8 +183,6 @@ def build_plan(spec: dict, single_id: bool) -> Plan:
         steps.append(ReadonlyRoot())
     if flags & k.CLONE_NEWUTS and spec.get("hostname"):
         steps.append(SetHostname(spec["hostname"]))
-    if flags & k.CLONE_NEWNET:
-        steps.append(LoopbackUp())
     init = spec.get("annotations", {}).get(INIT_ANNOTATION) == "true"
     steps += process_steps(spec["process"], single_id, init)
     return Plan(namespaces=flags, steps=tuple(steps))

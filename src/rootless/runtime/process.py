@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import struct
 from typing import NamedTuple
 
@@ -48,7 +47,13 @@ class _Pipes:
         self.go_r, self.go_w = os.pipe()  # P -> C: maps written
         self.report_r, self.report_w = os.pipe()  # C -> P: "U", then G's pid
         self.error_r, self.error_w = os.pipe()  # C/G -> P: a JSON failure, or EOF at exec
-        self.console = socket.socketpair() if terminal else None
+        self.console = None
+        if terminal:
+            # imported here, before the fork: the container's init uses it after
+            # pivot_root, when it can only come from sys.modules
+            import socket
+
+            self.console = socket.socketpair()
 
     def close_parent_ends(self) -> None:
         for fd in (self.go_r, self.report_w, self.error_w):
@@ -102,7 +107,9 @@ def _parent_handshake(pid: int, maps: IdMaps, pipes: _Pipes) -> Started:
     return Started(init_pid, console_fd)
 
 
-def _receive_console(sock: socket.socket) -> int | None:
+def _receive_console(sock) -> int | None:
+    import socket
+
     _, fds, _, _ = socket.recv_fds(sock, 1, 1)
     return fds[0] if fds else None
 

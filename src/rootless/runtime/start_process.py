@@ -6,7 +6,6 @@ import errno
 import fcntl
 import os
 import signal
-import socket
 import termios
 
 from rootless.errors import CannotInvokeError, CommandNotFoundError
@@ -23,7 +22,7 @@ from rootless.runtime.plan import Exec
 _RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
-def exec_command(step: Exec, stdio, console: socket.socket | None, error_w: int,
+def exec_command(step: Exec, stdio, console, error_w: int,
                  sys: Syscalls) -> None:
     if stdio.terminal:
         _attach_terminal(console, stdio.winsize)
@@ -53,8 +52,10 @@ def _stdin_from_devnull() -> None:
         os.close(fd)
 
 
-def _attach_terminal(console: socket.socket | None, winsize: bytes | None) -> None:
+def _attach_terminal(console, winsize: bytes | None) -> None:
     """A pty from the container's own devpts; its master goes to the runtime."""
+    import socket  # already in sys.modules: runtime.process loaded it before the fork
+
     os.setsid()
     master, slave = os.openpty()
     if winsize:
