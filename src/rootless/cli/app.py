@@ -71,6 +71,9 @@ def invoke(argv: list[str]) -> int:
         result = app(args=argv, prog_name="rootless", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except click.exceptions.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `rootless`, `rootless image`: help
+            print(e.format_message())
+            return 0
         error(_usage_message(e))
         return EXIT_ENGINE
     except click.exceptions.Exit as e:

@@ -69,6 +69,9 @@ def _run_spec(store, container_id: str, spec: dict, opts: RunOptions) -> int:
     try:
         code = run_foreground(spec, stdio, debug=opts.debug)
         return code
+    except RootlessError as e:
+        code = e.exit_code
+        raise
     finally:
         container_set_state(store, container_id, "exited", exit_code=code)
 
@@ -89,6 +92,8 @@ def validate(opts: RunOptions) -> None:
     if opts.workdir is not None and not opts.workdir.startswith("/"):
         raise UsageError(f"the working directory '{opts.workdir}' is invalid, it needs to "
                          "be an absolute path")
+    for volume in opts.volumes:  # before any container exists, as docker checks them
+        parse_volume(volume)
 
 
 def command_line(image_config: dict, opts: RunOptions) -> list[str]:
