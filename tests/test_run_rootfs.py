@@ -37,13 +37,3 @@ def test_system_info_says_overlay_and_why(rootless):
 def test_system_info_says_when_the_copy_is_forced(rootless, copy_env):
     out = ok(rootless("system", "info", env=copy_env))
     assert "rootfs: copy" in out and "ROOTLESS_ROOTFS" in out
-
-
-@pytest.mark.needs_single_id
-def test_system_info_names_single_id_mode(rootless):
-    assert "id_map_mode: single-id" in ok(rootless("system", "info"))
-
-
-@pytest.mark.needs_subids
-def test_system_info_names_subordinate_id_mode(rootless):
-    assert "id_map_mode: subids" in ok(rootless("system", "info"))
