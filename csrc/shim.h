@@ -25,5 +25,6 @@ int rl_capset(const uint32_t *effective, const uint32_t *permitted,
               const uint32_t *inheritable);
 int rl_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int rl_sethostname(const char *name, size_t len);
+int rl_socket(int domain, int type, int protocol);
 int rl_seccomp_set_filter(unsigned int flags, const void *filter,
                           unsigned short len);

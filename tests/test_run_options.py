@@ -285,3 +285,30 @@ def test_unknown_network_mode_is_refused(rootless, busybox):
     result = rootless("run", "--rm", "--network", "nosuchnet", busybox, "echo", "ran")
     assert_error(result, 125, "nosuchnet")
     assert result.stdout == ""
+
+
+# ---- --ulimit ----
+
+def test_ulimit_sets_soft_and_hard_limits(sh):
+    assert sh("ulimit -Sn; ulimit -Hn", "--ulimit", "nofile=100:200").stdout.split() == [
+        "100", "200"]
+
+
+def test_ulimit_with_one_number_sets_both(sh):
+    assert sh("ulimit -Sn; ulimit -Hn", "--ulimit", "nofile=300").stdout.split() == [
+        "300", "300"]
+
+
+def test_ulimit_of_an_unknown_resource_is_refused(rootless, busybox):
+    result = rootless("run", "--rm", "--ulimit", "nofiles=1", busybox, "true")
+    assert result.returncode == 125 and "invalid ulimit type: nofiles" in result.stderr
+
+
+def test_ulimit_above_the_users_hard_limit_is_refused(rootless, busybox):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("this user's nofile hard limit is unlimited")
+    result = rootless("run", "--rm", "--ulimit", f"nofile={hard + 1}", busybox, "true")
+    assert result.returncode == 125 and "RLIMIT_NOFILE" in result.stderr

@@ -60,10 +60,16 @@ def test_single_id_mode_never_calls_setgroups():
     assert user.set_groups is False
 
 
-def test_devpts_has_a_fallback_without_gid_for_single_id_mode():
-    plan = p.build_plan(spec(), single_id=True)
+def test_devpts_has_a_fallback_without_gid_when_ids_come_from_a_range():
+    plan = p.build_plan(spec(), single_id=False)
     (devpts,) = [s for s in steps_of(p.MountFilesystem, plan) if s.fstype == "devpts"]
     assert "gid=5" in devpts.data and "gid=" not in devpts.fallback_data
+
+
+def test_devpts_asks_for_no_gid_in_single_id_mode():
+    plan = p.build_plan(spec(), single_id=True)
+    (devpts,) = [s for s in steps_of(p.MountFilesystem, plan) if s.fstype == "devpts"]
+    assert "gid=" not in devpts.data and devpts.fallback_data is None
 
 
 def test_docker_default_capabilities_bound_the_container():

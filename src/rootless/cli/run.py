@@ -36,6 +36,7 @@ FLAGS = (
     Flag(("--security-opt",), "security_opt", "list",
          "Security options (no-new-privileges)", "OPT"),
     Flag(("-t", "--tty"), "tty", "bool", "Allocate a pseudo-TTY"),
+    Flag(("--ulimit",), "ulimits", "list", "Set a resource limit: NAME=SOFT[:HARD]", "LIMIT"),
     Flag(("-u", "--user"), "user", "value", "User: NAME|UID[:GROUP|GID]", "USER"),
     Flag(("-v", "--volume"), "volumes", "list", "Bind mount HOST:CTR[:ro]", "BIND"),
     Flag(("-w", "--workdir"), "workdir", "value", "Working directory in the container",
@@ -135,7 +136,8 @@ def run_main(argv: list[str], root: str | None, debug: bool) -> int:
         network=values["network"] or "host", name=values["name"],
         remove=bool(values["remove"]), interactive=bool(values["interactive"]),
         tty=bool(values["tty"]), init=bool(values["init"]),
-        no_new_privileges=bool(values["security_opt"]), debug=debug)
+        no_new_privileges=bool(values["security_opt"]), ulimits=values["ulimits"],
+        debug=debug)
     from pathlib import Path
 
     return container_run(Store.open(Path(root) if root else None), opts)

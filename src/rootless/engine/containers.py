@@ -62,9 +62,9 @@ def container_create(store, image_id: str, image_name: str, command: str,
     try:
         record = _insert(store, record, name is None)
     except BaseException:
-        import shutil
+        from rootless.fs.remove import rmtree_owned
 
-        shutil.rmtree(path, ignore_errors=True)
+        rmtree_owned(path)
         raise
     return record
 

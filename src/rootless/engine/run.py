@@ -31,6 +31,7 @@ class RunOptions(NamedTuple):
     tty: bool = False
     init: bool = False
     no_new_privileges: bool = False
+    ulimits: tuple[str, ...] = ()
     debug: bool = False
 
 
@@ -94,6 +95,8 @@ def validate(opts: RunOptions) -> None:
                          "be an absolute path")
     for volume in opts.volumes:  # before any container exists, as docker checks them
         parse_volume(volume)
+    for ulimit in opts.ulimits:
+        parse_ulimit(ulimit)
 
 
 def command_line(image_config: dict, opts: RunOptions) -> list[str]:
@@ -135,7 +138,8 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
         args=args, env=environment(image_config, opts, user.home, hostname),
         cwd=opts.workdir or image_config.get("WorkingDir") or "/",
         uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
-        terminal=opts.tty, no_new_privileges=opts.no_new_privileges)
+        terminal=opts.tty, no_new_privileges=opts.no_new_privileges,
+        rlimits=tuple(parse_ulimit(u) for u in opts.ulimits))
     spec = build_spec(SpecOptions(
         process=process,
         rootfs=RootfsConfig(path=str(dirs.merged),
@@ -200,6 +204,33 @@ def parse_volume(spec: str) -> tuple[str, str, bool]:
     if not os.path.exists(host):
         raise RootlessError(f"bind source path does not exist: {host}")
     return os.path.realpath(host), ctr, "ro" in mode.split(",")
+
+
+# docker's --ulimit names (moby's pkg/ulimit) and the rlimits they set
+ULIMITS = {"core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA",
+           "fsize": "RLIMIT_FSIZE", "locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK",
+           "msgqueue": "RLIMIT_MSGQUEUE", "nice": "RLIMIT_NICE", "nofile": "RLIMIT_NOFILE",
+           "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS", "rtprio": "RLIMIT_RTPRIO",
+           "rttime": "RLIMIT_RTTIME", "sigpending": "RLIMIT_SIGPENDING",
+           "stack": "RLIMIT_STACK", "as": "RLIMIT_AS"}
+
+
+def parse_ulimit(spec: str) -> dict:
+    """`nofile=1024:4096` (soft:hard; one number sets both; -1 is unlimited)."""
+    name, _, limits = spec.partition("=")
+    if name not in ULIMITS:
+        raise UsageError(f"invalid ulimit type: {name} (one of: {', '.join(sorted(ULIMITS))})")
+    soft_text, _, hard_text = limits.partition(":")
+    try:
+        soft = int(soft_text)
+        hard = int(hard_text) if hard_text else soft
+    except ValueError:
+        raise UsageError(f"invalid ulimit {spec} (want NAME=SOFT[:HARD])") from None
+    unlimited = 2**64 - 1
+    soft, hard = (unlimited if v == -1 else v for v in (soft, hard))
+    if soft > hard:
+        raise UsageError(f"ulimit soft limit must be less than or equal to hard limit: {spec}")
+    return {"type": ULIMITS[name], "soft": soft, "hard": hard}
 
 
 def _write_json(path: Path, data: dict) -> None:

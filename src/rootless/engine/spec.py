@@ -46,6 +46,7 @@ class ProcessConfig(NamedTuple):
     terminal: bool = False
     no_new_privileges: bool = False
     capabilities: tuple[str, ...] = DOCKER_DEFAULT
+    rlimits: tuple[dict, ...] = ()  # OCI process.rlimits entries
 
 
 class RootfsConfig(NamedTuple):
@@ -105,6 +106,7 @@ def process_spec(p: ProcessConfig) -> dict:
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps,
                          "inheritable": [], "ambient": []},
         "noNewPrivileges": p.no_new_privileges,
+        "rlimits": list(p.rlimits),
     }
 
 

@@ -63,6 +63,11 @@ class RecordingSyscalls:
     def sethostname(self, name):
         self._record("sethostname", name)
 
+    def socket(self, domain, type, protocol=0):
+        self._record("socket", domain, type, protocol)
+        self._next_fd += 1
+        return self._next_fd
+
     def seccomp_set_filter(self, flags, program):
         self._record("seccomp_set_filter", flags, len(program))
         return 0

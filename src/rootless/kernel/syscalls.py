@@ -29,6 +29,7 @@ class Syscalls(Protocol):
     def close_range(self, first: int, last: int, flags: int = 0) -> None: ...
     def sethostname(self, name: str) -> None: ...
     def seccomp_set_filter(self, flags: int, program: bytes) -> int: ...
+    def socket(self, domain: int, type: int, protocol: int = 0) -> int: ...
 
 
 def _lib():  # the shim is imported on first use: `rootless --help` need not load it
@@ -100,6 +101,9 @@ class RealSyscalls:
     def sethostname(self, name) -> None:
         raw = name.encode()
         _check(_lib()[1].rl_sethostname(raw, len(raw)), "sethostname")
+
+    def socket(self, domain, type, protocol=0) -> int:
+        return _check(_lib()[1].rl_socket(domain, type | os.O_CLOEXEC, protocol), "socket")
 
     def seccomp_set_filter(self, flags, program) -> int:
         ffi, lib = _lib()

@@ -161,13 +161,15 @@ class Executor:
         self.sys.sethostname(step.name)
 
     def do_LoopbackUp(self, step: p.LoopbackUp) -> None:
-        import socket  # LoopbackUp runs before PivotRoot, while host modules load
-
+        af_inet, sock_dgram = 2, 2
         siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fd = self.sys.socket(af_inet, sock_dgram)
+        try:
             ifreq = struct.pack("16sh14x", b"lo", 0)
-            flags = struct.unpack("16sh14x", fcntl.ioctl(s, siocgifflags, ifreq))[1]
-            fcntl.ioctl(s, siocsifflags, struct.pack("16sh14x", b"lo", flags | iff_up))
+            flags = struct.unpack("16sh14x", fcntl.ioctl(fd, siocgifflags, ifreq))[1]
+            fcntl.ioctl(fd, siocsifflags, struct.pack("16sh14x", b"lo", flags | iff_up))
+        finally:
+            os.close(fd)
 
     # --- the process ------------------------------------------------------------------
 
@@ -175,7 +177,17 @@ class Executor:
         res = getattr(resource, step.resource, None)
         if res is None:
             raise RuntimeSetupError(f"unknown rlimit: {step.resource}")
-        resource.setrlimit(res, (step.soft, step.hard))
+        def value(v: int) -> int:  # the OCI spec writes "unlimited" as 2**64-1
+            return resource.RLIM_INFINITY if v >= 2**63 - 1 else v
+
+        try:
+            resource.setrlimit(res, (value(step.soft), value(step.hard)))
+        except ValueError as e:  # Python's word for EPERM/EINVAL here
+            hard = resource.getrlimit(res)[1]
+            raise RuntimeSetupError(
+                f"set {step.resource} to {step.soft}:{step.hard}: {e} (this user's hard "
+                f"limit is {'unlimited' if hard == resource.RLIM_INFINITY else hard})"
+            ) from e
 
     def do_Chdir(self, step: p.Chdir) -> None:
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -173,7 +173,7 @@ def build_plan(spec: dict, single_id: bool) -> Plan:
     if flags & k.CLONE_NEWNET:  # needs no filesystem; before the pivot, where it may
         steps.append(LoopbackUp())  # still load the socket module
     steps += rootfs_steps(spec)
-    steps += mount_steps(spec, owns_netns=bool(flags & k.CLONE_NEWNET))
+    steps += mount_steps(spec, owns_netns=bool(flags & k.CLONE_NEWNET), single_id=single_id)
     steps += device_steps(spec)
     steps.append(PivotRoot(spec["root"]["path"]))
     linux = spec.get("linux", {})
@@ -210,7 +210,7 @@ _IGNORED_OPTIONS = {"rw", "bind", "rbind", "private", "rprivate", "slave", "rsla
                     "shared", "rshared", "z", "Z"}
 
 
-def mount_steps(spec: dict, owns_netns: bool) -> list[object]:
+def mount_steps(spec: dict, owns_netns: bool, single_id: bool = False) -> list[object]:
     steps: list[object] = []
     for m in spec.get("mounts", []):
         options = m.get("options", [])
@@ -225,7 +225,10 @@ def mount_steps(spec: dict, owns_netns: bool) -> list[object]:
         elif kind == "sysfs" and not owns_netns:
             steps.append(BindHostSys(m["destination"]))
         else:
-            steps.append(filesystem_step(kind, m))
+            step = filesystem_step(kind, m)
+            if single_id and step.fallback_data is not None:  # no gid 5 to give ptys
+                step = step._replace(data=step.fallback_data, fallback_data=None)
+            steps.append(step)
     return steps
 
 
