@@ -26,25 +26,23 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
 
 def _json_or_shell(rest: str) -> list[str]:
     """JSON form `["a", "b"]` as is; shell form `a b` -> ["/bin/sh", "-c", "a b"]."""
-    if rest.startswith("["):
-        try:
-            value = json.loads(rest)
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return value
-        except ValueError:
-            pass
-    return ["/bin/sh", "-c", rest]
+    return _json_list(rest) or ["/bin/sh", "-c", rest]
 
 
 def _json_or_words(rest: str) -> list[str]:
+    return _json_list(rest) or rest.split()
+
+
+def _json_list(rest: str) -> list[str] | None:
+    """A JSON array of strings (Dockerfile's exec form), or None."""
     if rest.startswith("["):
         try:
             value = json.loads(rest)
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return value
         except ValueError:
-            pass
-    return rest.split()
+            return None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+    return None
 
 
 def _pairs(rest: str, what: str) -> list[tuple[str, str]]:
