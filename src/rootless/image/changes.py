@@ -26,11 +26,13 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
 
 def _json_or_shell(rest: str) -> list[str]:
     """JSON form `["a", "b"]` as is; shell form `a b` -> ["/bin/sh", "-c", "a b"]."""
-    return _json_list(rest) or ["/bin/sh", "-c", rest]
+    value = _json_list(rest)
+    return ["/bin/sh", "-c", rest] if value is None else value
 
 
 def _json_or_words(rest: str) -> list[str]:
-    return _json_list(rest) or rest.split()
+    value = _json_list(rest)
+    return rest.split() if value is None else value
 
 
 def _json_list(rest: str) -> list[str] | None:
