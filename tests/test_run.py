@@ -203,3 +203,16 @@ def test_run_does_not_leave_processes_behind(rootless, busybox):
     stray = subprocess.run(["pgrep", "-u", str(os.getuid()), "-f", "^sleep 30$"],
                            capture_output=True, text=True)
     assert stray.stdout == ""
+
+
+def test_ps_shows_an_exited_container_with_its_code_and_when(rootless, busybox):
+    assert rootless("run", "--name", "done", busybox, "sh", "-c", "exit 3").returncode == 3
+    out = ok(rootless("ps", "-a"))
+    line = next(line for line in out.splitlines() if line.endswith("done"))
+    assert re.search(r"Exited \(3\) (Less than a second|\d+ seconds?) ago", line), line
+
+
+def test_ps_without_all_hides_exited_containers(rootless, busybox):
+    rootless("run", "--name", "gone", busybox, "true")
+    assert "gone" not in ok(rootless("ps"))
+    assert "gone" in ok(rootless("ps", "-a"))

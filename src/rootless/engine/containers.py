@@ -94,9 +94,11 @@ def _insert(store, record: ContainerRecord, generated_name: bool) -> ContainerRe
 
 def container_set_state(store, container_id: str, state: str, pid: int | None = None,
                         exit_code: int | None = None) -> None:
+    finished = time.time() if state == "exited" else None
     with store.db:
-        store.db.execute("UPDATE containers SET state=?, pid=?, exit_code=? WHERE id=?",
-                         (state, pid, exit_code, container_id))
+        store.db.execute(
+            "UPDATE containers SET state=?, pid=?, exit_code=?, finished=? WHERE id=?",
+            (state, pid, exit_code, finished, container_id))
 
 
 def container_remove(store, container_id: str) -> None:
@@ -131,6 +133,7 @@ class ContainerRow(NamedTuple):
     record: ContainerRecord
     pid: int | None
     exit_code: int | None
+    finished: float | None = None
 
     @property
     def running(self) -> bool:
@@ -142,15 +145,17 @@ class ContainerRow(NamedTuple):
         if self.record.state == "created":
             return "Created"
         code = "" if self.exit_code is None else f" ({self.exit_code})"
-        return f"Exited{code}"
+        when = "" if self.finished is None else f" {human_duration(now - self.finished)} ago"
+        return f"Exited{code}{when}"
 
 
 
 def container_list(store) -> list[ContainerRow]:
     rows = store.db.execute(
         "SELECT id, name, image_id, image_name, command, created, state, auto_remove, pid,"
-        " exit_code FROM containers ORDER BY created DESC").fetchall()
-    return [ContainerRow(ContainerRecord(*r[:7], bool(r[7])), r[8], r[9]) for r in rows]
+        " exit_code, finished FROM containers ORDER BY created DESC").fetchall()
+    return [ContainerRow(ContainerRecord(*r[:7], bool(r[7])), r[8], r[9], r[10])
+            for r in rows]
 
 
 def containers_remove(store, refs: list[str], force: bool) -> list[str]:

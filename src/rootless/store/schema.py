@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS containers (
     spec_path TEXT,
     pid INTEGER,
     exit_code INTEGER,
-    auto_remove INTEGER
+    auto_remove INTEGER,
+    finished REAL                   -- when it last exited
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers (image_id);
 """
