@@ -70,3 +70,13 @@ def test_default_store_is_under_xdg_data_home(rootless, rootless_env, image_arch
     env = {k: v for k, v in rootless_env.items() if k != "ROOTLESS_ROOT"}
     ok(rootless("image", "load", "-i", str(image_archives.oci), env=env))
     assert (tmp_path / "xdg-data" / "rootless").is_dir()
+
+
+def test_unwritable_store_is_one_line_naming_it(rootless, rootless_env, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    env = {**rootless_env, "ROOTLESS_ROOT": str(locked / "store")}
+    result = rootless("run", "--rm", "busybox", "true", env=env)
+    assert result.returncode == 125
+    assert result.stderr.count("\n") == 1 and str(locked / "store") in result.stderr
+    assert "Traceback" not in result.stderr

@@ -52,7 +52,10 @@ def split_global_options(argv: list[str]) -> tuple[str | None, bool, list[str]] 
 
 
 def guarded(body: Callable[[], int]) -> int:
-    from rootless.errors import RootlessError
+    """Every failure as one line; a bug too (ROOTLESS_DEBUG=1 shows its traceback)."""
+    import os
+
+    from rootless.errors import EXIT_ENGINE, RootlessError
 
     try:
         return body()
@@ -63,6 +66,16 @@ def guarded(body: Callable[[], int]) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        error(f"{(e.strerror or str(e)).lower()}{where}")
+        return EXIT_ENGINE
+    except Exception as e:
+        if os.environ.get("ROOTLESS_DEBUG"):
+            raise
+        error(f"internal error: {type(e).__name__}: {e} (ROOTLESS_DEBUG=1 shows where; "
+              "please report it)")
+        return EXIT_ENGINE
 
 
 def error(message: str) -> None:
