@@ -85,7 +85,26 @@ def test_schema_version_and_wal(store):
 def test_containers_table_has_the_agreed_columns(store):
     columns = [r[1] for r in store.db.execute("PRAGMA table_info(containers)")]
     assert columns == ["id", "name", "image_id", "image_name", "created", "state", "command",
-                       "spec_path", "pid", "exit_code", "auto_remove"]
+                       "spec_path", "pid", "exit_code", "auto_remove", "finished"]
+
+
+def test_a_version_1_store_gains_the_finished_column(tmp_path):
+    import sqlite3 as sq
+
+    from rootless.store import Store
+
+    root = tmp_path / "old"
+    root.mkdir()
+    db = sq.connect(root / "state.db")
+    db.executescript("CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version VALUES (1);"
+                     "CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT UNIQUE, "
+                     "image_id TEXT, image_name TEXT, created REAL, state TEXT, command TEXT,"
+                     " spec_path TEXT, pid INTEGER, exit_code INTEGER, auto_remove INTEGER);")
+    db.close()
+    store = Store.open(root)
+    columns = [r[1] for r in store.db.execute("PRAGMA table_info(containers)")]
+    assert columns[-1] == "finished"
 
 
 def test_container_names_are_unique(store):

@@ -45,6 +45,9 @@ def _register() -> None:
     app.command("ps", help="List containers.")(container.ps)
     app.command("rm", help="Remove containers.")(container.rm)
     image.register_shortcuts(app)
+    from rootless.cli import registry
+
+    registry.register(app, image.app)
 
 
 def run_passthrough(ctx: typer.Context) -> int:

@@ -68,6 +68,13 @@ CREATE INDEX IF NOT EXISTS containers_image ON containers (image_id);
 """
 
 
+# What turns version N into N+1, for stores made before it (run before SCHEMA, whose
+# CREATE ... IF NOT EXISTS leaves existing tables as they are).
+UPGRADES = {
+    1: "ALTER TABLE containers ADD COLUMN finished REAL;",
+}
+
+
 def current_version(db: sqlite3.Connection) -> int | None:
     row = db.execute("SELECT version FROM schema_version").fetchone()
     return row[0] if row else None
@@ -87,7 +94,8 @@ def create_or_upgrade(db: sqlite3.Connection, root: Path) -> None:
         if version is not None and version > VERSION:
             raise StoreError(f"the store at {root} was written by a newer rootless "
                              f"(schema {version} > {VERSION}); upgrade rootless")
-        db.executescript("BEGIN IMMEDIATE;" + SCHEMA +
+        upgrades = "".join(UPGRADES[v] for v in range(version or VERSION, VERSION))
+        db.executescript("BEGIN IMMEDIATE;" + upgrades + SCHEMA +
                          f"DELETE FROM schema_version; INSERT INTO schema_version "
                          f"VALUES ({VERSION}); COMMIT;")
     except sqlite3.Error as e:

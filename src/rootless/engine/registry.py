@@ -1,0 +1,280 @@
+"""pull, push, login, logout and search: the registry commands over image/registry.
+
+Pull = the copy routine from a RegistrySource into the store, after the blobs the store
+lacks have been fetched concurrently (trio worker threads around the blocking HTTP
+client, a few at a time), each one streamed through sha256 to tmp/ and renamed into the
+CAS only when complete and verified. The image becomes visible only when the store
+destination commits, so an interrupted pull leaves verified blobs and nothing else; the
+next pull skips them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from rootless.errors import ImageError, UsageError
+from rootless.image.manifest import CONFIG_TYPES
+
+PARALLEL_BLOBS = 4
+Progress = Callable[[str, str], None]  # (event, short blob id or text)
+
+
+class PullResult(NamedTuple):
+    reference: str  # as docker prints it: busybox:latest
+    full: str  # docker.io/library/busybox:latest
+    image_id: str
+    digest: str
+    fetched: int  # blobs downloaded (0: all were in the store)
+
+
+def _registry(host: str, tls_verify: bool | None, credentials=None):
+    from rootless.image.credentials import credentials_get
+    from rootless.image.registry.client import Registry
+
+    if credentials is None:
+        credentials = credentials_get(host)
+    return Registry(host, credentials, tls_verify)
+
+
+def parse_platform(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"invalid platform {text!r} (want OS/ARCH[/VARIANT], e.g. "
+                         "linux/amd64)")
+    platform = {"os": parts[0], "architecture": parts[1]}
+    if len(parts) == 3:
+        platform["variant"] = parts[2]
+    return platform
+
+
+# ---- pull ----
+
+def image_pull(store, name: str, all_tags: bool = False, platform: str | None = None,
+               tls_verify: bool | None = None,
+               progress: Progress | None = None) -> list[PullResult]:
+    from rootless.image.reference import parse_reference
+
+    want = parse_platform(platform)
+    ref = parse_reference(name, default_tag=not all_tags)
+    if all_tags and (ref.tag or ref.digest):
+        raise UsageError(f"tag can't be used with --all-tags/-a: {name}")
+    registry = _registry(ref.domain, tls_verify)
+    try:
+        refs = [ref.with_tag(t) for t in sorted(registry.tags_list(ref.path))] \
+            if all_tags else [ref]
+        if not refs:
+            raise ImageError(f"repository {ref.name} has no tags")
+        return [_pull_one(store, registry, r, want, progress) for r in refs]
+    finally:
+        registry.close()
+
+
+def _pull_one(store, registry, ref, want, progress) -> PullResult:
+    from rootless.image.manifest import parse_manifest
+    from rootless.image.registry.transport import RegistrySource
+    from rootless.image.transports.copy import copy_image
+    from rootless.image.transports.storage import StoreDestination
+
+    store.clean_temp()
+    source = RegistrySource(registry, ref, want)
+    dest = StoreDestination(store)
+    raw, media_type = source.manifest()
+    manifest = parse_manifest(raw, media_type, f"manifest of {ref}")
+    _tell(progress, "start", ref.familiar())
+    missing = [d for d in [manifest.config, *manifest.layers] if not dest.has_blob(d)]
+    for desc in manifest.layers:
+        _tell(progress, "exists" if desc not in missing else "pulling", desc.digest[7:19])
+    _fetch_all(source, dest, missing, progress)
+    names = [str(ref)] if ref.digest else [str(ref), f"{ref.name}@{source.digest}"]
+    image_id = copy_image(source, dest, names)
+    _tell(progress, "digest", source.digest)
+    return PullResult(ref.familiar(), str(ref), image_id, source.digest, len(missing))
+
+
+def _fetch_all(source, dest, descs, progress) -> None:
+    """Fetch `descs` into the store, PARALLEL_BLOBS at a time. The first failure
+    cancels the fetches not yet started; running ones end (a blocking read cannot be
+    interrupted) and what they complete is verified, so it stays. Partial files stay
+    in tmp/ until the next command's clean_temp."""
+    if len(descs) <= 1:
+        for desc in descs:
+            _fetch(source, dest, desc, progress)
+        return
+    import trio
+
+    async def main() -> None:
+        limiter = trio.CapacityLimiter(PARALLEL_BLOBS)
+        async with trio.open_nursery() as nursery:
+            for desc in descs:
+                nursery.start_soon(_fetch_async, desc, limiter)
+
+    async def _fetch_async(desc, limiter) -> None:
+        await trio.to_thread.run_sync(_fetch, source, dest, desc, progress, limiter=limiter,
+                                      abandon_on_cancel=False)
+
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        first = _first_error(group)
+        raise first from None
+
+
+def _first_error(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
+
+
+def _fetch(source, dest, desc, progress) -> None:
+    with source.open_blob(desc) as stream:
+        dest.put_blob(stream, desc)
+    if desc.media_type not in CONFIG_TYPES:
+        _tell(progress, "done", desc.digest[7:19])
+
+
+def _tell(progress: Progress | None, event: str, text: str) -> None:
+    if progress:
+        progress(event, text)
+
+
+# ---- push ----
+
+class PushResult(NamedTuple):
+    reference: str
+    digest: str
+    size: int
+
+
+def image_push(store, name: str, destination: str | None = None,
+               tls_verify: bool | None = None, progress: Progress | None = None) -> PushResult:
+    from rootless.engine.images import image_lookup
+    from rootless.image.manifest import parse_manifest
+    from rootless.image.reference import parse_reference
+    from rootless.image.registry.transport import RegistryDestination
+    from rootless.image.transports.copy import copy_image
+    from rootless.image.transports.storage import StoreSource
+    from rootless.store import metadata as md
+
+    image_id = image_lookup(store, name)
+    if destination is None and (name.startswith("sha256:") or
+                                md.image_get(store, "sha256:" + name) is not None):
+        raise UsageError(f"push {name}: an image id needs a destination: "
+                         "rootless push ID REGISTRY/REPOSITORY[:TAG]")
+    ref = parse_reference(destination or name)
+    same_registry = [parse_reference(n) for n in md.tags_of(store, image_id)]
+    mount_from = [r.path for r in same_registry if r.domain == ref.domain]
+    registry = _registry(ref.domain, tls_verify)
+    try:
+        source = StoreSource(store, image_id, [str(ref)])
+        dest = RegistryDestination(registry, ref, mount_from)
+
+        def tell(event: str, desc) -> None:
+            words = {"skip": "Layer already exists", "copy": "Pushing", "done": "Pushed"}
+            word = words[event]
+            if event == "done" and desc.digest in dest.mounted:
+                word = f"Mounted from {dest.mounted[desc.digest]}"
+            _tell(progress, word, desc.digest[7:19])
+
+        copy_image(source, dest, [str(ref)], tell)
+        raw, media_type = source.manifest()
+        parse_manifest(raw, media_type)
+        return PushResult(ref.familiar(), dest.digest, len(raw))
+    finally:
+        registry.close()
+
+
+# ---- login, logout, search ----
+
+def default_registry() -> str:
+    from rootless.image.registry.config import conf_load
+
+    return conf_load().default
+
+
+def registry_host(server: str | None) -> str:
+    """docker login's SERVER: a host[:port], possibly written as a URL."""
+    if not server:
+        return default_registry()
+    text = server
+    for prefix in ("https://", "http://"):
+        text = text.removeprefix(prefix)
+    text = text.split("/", 1)[0]
+    if not text:
+        raise UsageError(f"invalid registry {server!r}")
+    return "docker.io" if text in ("index.docker.io", "registry-1.docker.io") else text
+
+
+def registry_login(server: str | None, user: str, password: str,
+                   tls_verify: bool | None = None) -> str:
+    from rootless.image.credentials import credentials_store
+
+    host = registry_host(server)
+    if not user or not password:
+        raise UsageError("login needs a username and a password")
+    registry = _registry(host, tls_verify, (user, password))
+    try:
+        registry.check_login()
+    finally:
+        registry.close()
+    credentials_store(host, user, password)
+    return host
+
+
+def registry_logout(server: str | None) -> tuple[str, bool]:
+    from rootless.image.credentials import credentials_erase
+
+    host = registry_host(server)
+    return host, credentials_erase(host)
+
+
+class SearchResult(NamedTuple):
+    name: str
+    description: str
+    stars: int
+    official: bool
+    automated: bool
+
+
+def registry_search(term: str, limit: int = 25, filters: list[str] = (),
+                    tls_verify: bool | None = None) -> list[SearchResult]:
+    if not 1 <= limit <= 100:
+        raise UsageError(f"limit {limit} is outside the range [1, 100]")
+    stars, official, automated = _search_filters(filters)
+    host, _, rest = term.partition("/")
+    if rest and ("." in host or ":" in host or host == "localhost"):
+        term = rest
+    else:
+        host = default_registry()
+    registry = _registry(host, tls_verify)
+    try:
+        raw = registry.search(term, limit)
+    finally:
+        registry.close()
+    results = [SearchResult(str(r.get("name", "")), str(r.get("description") or ""),
+                            int(r.get("star_count") or 0), bool(r.get("is_official")),
+                            bool(r.get("is_automated"))) for r in raw]
+    results = [r for r in results if r.stars >= stars and
+               (official is None or r.official == official) and
+               (automated is None or r.automated == automated)]
+    return results[:limit]
+
+
+def _search_filters(filters) -> tuple[int, bool | None, bool | None]:
+    stars, official, automated = 0, None, None
+    for item in filters:
+        key, sep, value = item.partition("=")
+        try:
+            if key == "stars" and sep:
+                stars = int(value)
+            elif key == "is-official" and value in ("true", "false"):
+                official = value == "true"
+            elif key == "is-automated" and value in ("true", "false"):
+                automated = value == "true"
+            else:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"invalid filter {item!r} (want stars=N, is-official=true|"
+                             "false or is-automated=true|false)") from None
+    return stars, official, automated
