@@ -68,10 +68,16 @@ CREATE INDEX IF NOT EXISTS containers_image ON containers (image_id);
 """
 
 
-# What turns version N into N+1, for stores made before it (run before SCHEMA, whose
-# CREATE ... IF NOT EXISTS leaves existing tables as they are).
+def _add_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+    if columns and column not in columns:  # idempotent: safe to run twice
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+# What turns version N into N+1 for stores made before it; run before SCHEMA, whose
+# CREATE ... IF NOT EXISTS leaves existing tables as they are.
 UPGRADES = {
-    1: "ALTER TABLE containers ADD COLUMN finished REAL;",
+    1: lambda db: _add_column(db, "containers", "finished", "REAL"),
 }
 
 
@@ -94,8 +100,10 @@ def create_or_upgrade(db: sqlite3.Connection, root: Path) -> None:
         if version is not None and version > VERSION:
             raise StoreError(f"the store at {root} was written by a newer rootless "
                              f"(schema {version} > {VERSION}); upgrade rootless")
-        upgrades = "".join(UPGRADES[v] for v in range(version or VERSION, VERSION))
-        db.executescript("BEGIN IMMEDIATE;" + upgrades + SCHEMA +
+        for v in range(version or VERSION, VERSION):
+            with db:
+                UPGRADES[v](db)
+        db.executescript("BEGIN IMMEDIATE;" + SCHEMA +
                          f"DELETE FROM schema_version; INSERT INTO schema_version "
                          f"VALUES ({VERSION}); COMMIT;")
     except sqlite3.Error as e:
