@@ -52,13 +52,19 @@ runtime_dir_for() { # a 0700 XDG_RUNTIME_DIR that user $1 owns
     echo "$dir"
 }
 
+# login_env USER: the clean login-like environment (as `env` arguments) in LOGIN_ENV.
+login_env() {
+    local user=$1 home
+    home=$(getent passwd "$user" | cut -d: -f6)
+    LOGIN_ENV=(HOME="$home" USER="$user" LOGNAME="$user" PATH="$LIB_USER_PATH" LANG=C.UTF-8
+        TERM="${TERM:-dumb}" XDG_RUNTIME_DIR="$(runtime_dir_for "$user")"
+        PYTHONDONTWRITEBYTECODE=1)
+}
+
 # run_as USER DIR CMD...: run CMD as USER in DIR with a clean login-like environment.
 run_as() {
-    local user=$1 dir=$2 home
+    local user=$1 dir=$2
     shift 2
-    home=$(getent passwd "$user" | cut -d: -f6)
-    runuser -u "$user" -- env -i -C "$dir" \
-        HOME="$home" USER="$user" LOGNAME="$user" PATH="$LIB_USER_PATH" LANG=C.UTF-8 \
-        TERM="${TERM:-dumb}" XDG_RUNTIME_DIR="$(runtime_dir_for "$user")" \
-        PYTHONDONTWRITEBYTECODE=1 "$@"
+    login_env "$user"
+    runuser -u "$user" -- env -i -C "$dir" "${LOGIN_ENV[@]}" "$@"
 }
