@@ -340,3 +340,13 @@ class TinyImage:
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def isolate_registry_client(rootless, tmp_path, timeout: str | None = None):
+    """`rootless` with its own docker config dir, no registries.json, and optionally a
+    registry timeout: what every registry test's `reg` fixture gives."""
+    rootless.env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+    rootless.env["ROOTLESS_REGISTRIES_CONF"] = str(tmp_path / "registries.json")
+    if timeout is not None:
+        rootless.env["ROOTLESS_REGISTRY_TIMEOUT"] = timeout
+    return rootless

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import MARKER, MARKER_PATH, assert_error, ok
-from registry_server import RegistryServer
+from registry_server import RegistryServer, isolate_registry_client
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +22,7 @@ def registry(tmp_path_factory):
 
 @pytest.fixture
 def reg(rootless, tmp_path):
-    """rootless with its own docker config dir and no registries.json."""
-    rootless.env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
-    rootless.env["ROOTLESS_REGISTRIES_CONF"] = str(tmp_path / "registries.json")
-    rootless.env["ROOTLESS_REGISTRY_TIMEOUT"] = "10"
-    return rootless
+    return isolate_registry_client(rootless, tmp_path, "10")
 
 
 def pushed(reg, busybox, registry, name: str) -> str:

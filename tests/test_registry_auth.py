@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import assert_error, ok
-from registry_server import PASSWORD, USER, RegistryServer
+from registry_server import PASSWORD, USER, RegistryServer, isolate_registry_client
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,7 @@ def token(tmp_path_factory):
 
 @pytest.fixture
 def reg(rootless, tmp_path):
-    rootless.env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
-    rootless.env["ROOTLESS_REGISTRIES_CONF"] = str(tmp_path / "registries.json")
-    rootless.env["ROOTLESS_REGISTRY_TIMEOUT"] = "10"
-    return rootless
+    return isolate_registry_client(rootless, tmp_path, "10")
 
 
 def config_file(reg) -> Path:

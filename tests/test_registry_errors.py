@@ -13,7 +13,7 @@ import time
 
 import pytest
 from helpers import assert_error, ok
-from registry_server import FakeServer, SilentServer, TinyImage, reply, sha
+from registry_server import FakeServer, SilentServer, TinyImage, isolate_registry_client, reply, sha
 
 
 @pytest.fixture
@@ -25,10 +25,7 @@ def fake():
 
 @pytest.fixture
 def reg(rootless, tmp_path):
-    rootless.env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
-    rootless.env["ROOTLESS_REGISTRIES_CONF"] = str(tmp_path / "registries.json")
-    rootless.env["ROOTLESS_REGISTRY_TIMEOUT"] = "3"
-    return rootless
+    return isolate_registry_client(rootless, tmp_path, "3")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 from helpers import MARKER, MARKER_PATH, ok
-from registry_server import RegistryServer
+from registry_server import RegistryServer, isolate_registry_client
 
 pytestmark = pytest.mark.skipif(not shutil.which("skopeo"), reason="skopeo is not installed")
 
@@ -23,9 +23,7 @@ def registry(tmp_path_factory):
 
 @pytest.fixture
 def reg(rootless, tmp_path):
-    rootless.env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
-    rootless.env["ROOTLESS_REGISTRIES_CONF"] = str(tmp_path / "registries.json")
-    return rootless
+    return isolate_registry_client(rootless, tmp_path)
 
 
 def peer(*args: str, env: dict) -> str:

@@ -2,7 +2,6 @@
 and filesystems that refuse it (forced here with ROOTLESS_ROOTFS=copy)."""
 
 import pytest
-
 from helpers import MARKER, MARKER_PATH, ok
 
 pytestmark = pytest.mark.container

@@ -2,7 +2,7 @@
 
 import os
 
-from rootless.fs.remove import rmtree_owned
+from rootless.kernel.remove import rmtree_owned
 
 
 def test_removes_mode_000_directories(tmp_path):

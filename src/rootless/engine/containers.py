@@ -62,7 +62,7 @@ def container_create(store, image_id: str, image_name: str, command: str,
     try:
         record = _insert(store, record, name is None)
     except BaseException:
-        from rootless.fs.remove import rmtree_owned
+        from rootless.kernel.remove import rmtree_owned
 
         rmtree_owned(path)
         raise
@@ -110,7 +110,7 @@ def container_remove(store, container_id: str) -> None:
 def remove_tree(path: Path) -> None:
     """Remove a container directory; files that subordinate ids created inside it are
     not ours to delete from outside, so removal falls back to a user namespace."""
-    from rootless.fs.remove import rmtree_owned
+    from rootless.kernel.remove import rmtree_owned
 
     try:
         rmtree_owned(path)

@@ -54,7 +54,7 @@ def _probe(store_root: Path) -> tuple[bool, str]:
             return True, "kernel overlayfs mounts in a user namespace on this store"
         return False, f"kernel overlayfs refused here: {message or 'probe failed'}"
     finally:
-        from rootless.fs.remove import rmtree_owned
+        from rootless.kernel.remove import rmtree_owned
 
         try:
             rmtree_owned(base)

@@ -151,7 +151,7 @@ def _shutil():
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        from rootless.fs.remove import rmtree_owned
+        from rootless.kernel.remove import rmtree_owned
 
         rmtree_owned(path)
     elif os.path.lexists(path):

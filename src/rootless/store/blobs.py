@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
+from rootless.kernel.remove import rmtree_owned as remove_tree  # noqa: F401 (used by store users)
 from rootless.errors import ImageError
 
 CHUNK = 1 << 20
@@ -102,34 +101,3 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def remove_tree(path: Path) -> None:
-    """rm -rf of a tree this user owns, including directories left with mode 000 (an
-    image may ship them): such a directory is made searchable and retried."""
-    def fix(func, failed, exc_info) -> None:
-        err = exc_info[1]
-        if isinstance(err, FileNotFoundError):
-            return
-        if not isinstance(err, PermissionError):
-            raise err
-        for target in (os.path.dirname(failed), failed):
-            try:
-                st = os.lstat(target)
-                if stat.S_ISDIR(st.st_mode):
-                    os.chmod(target, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-            except OSError:
-                pass
-        if os.path.isdir(failed) and not os.path.islink(failed):
-            shutil.rmtree(failed, onerror=fix)
-        else:
-            os.unlink(failed)
-
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if (st.st_mode & stat.S_IRWXU) != stat.S_IRWXU:
-            os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
-        shutil.rmtree(path, onerror=fix)
-    else:
-        os.unlink(path)

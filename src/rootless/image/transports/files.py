@@ -27,7 +27,23 @@ def blob_name(digest: str) -> str:
     return f"blobs/sha256/{digest_hex(digest)}"
 
 
-class TarFiles:
+class Files:
+    """What TarFiles and DirFiles share: reading a small file whole, bounded."""
+
+    description: str
+
+    def open(self, name: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def read(self, name: str, limit: int = MAX_MANIFEST) -> bytes:
+        with self.open(name) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ImageError(f"{self.description}: {name} is larger than {limit} bytes")
+        return data
+
+
+class TarFiles(Files):
     def __init__(self, path: Path, description: str) -> None:
         import tarfile
 
@@ -51,13 +67,6 @@ class TarFiles:
             raise ImageError(f"{self.description}: {name} is not a readable file in the "
                              "archive")
         return stream
-
-    def read(self, name: str, limit: int = MAX_MANIFEST) -> bytes:
-        with self.open(name) as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise ImageError(f"{self.description}: {name} is larger than {limit} bytes")
-        return data
 
     def close(self) -> None:
         self.tar.close()
@@ -83,7 +92,7 @@ class TarFiles:
         raise ImageError(f"{self.description}: {name} is a loop of links")
 
 
-class DirFiles:
+class DirFiles(Files):
     def __init__(self, path: Path, description: str) -> None:
         self.description = description
         self.root_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -113,13 +122,6 @@ class DirFiles:
 
     def open(self, name: str) -> BinaryIO:
         return os.fdopen(self._open_fd(name), "rb")
-
-    def read(self, name: str, limit: int = MAX_MANIFEST) -> bytes:
-        with self.open(name) as f:
-            data = f.read(limit + 1)
-        if len(data) > limit:
-            raise ImageError(f"{self.description}: {name} is larger than {limit} bytes")
-        return data
 
     def close(self) -> None:
         os.close(self.root_fd)
