@@ -278,43 +278,55 @@ class SilentServer:
 # ---- a tiny image, made here, for the hand-made servers ----
 
 class TinyImage:
-    """One layer holding /hello (gzip, zstd or uncompressed), its config and an OCI
-    manifest, as bytes."""
+    """Layers holding /hello (then /hello1, /hello2, ... one file a layer; gzip, zstd or
+    uncompressed), their config and an OCI manifest, as bytes. `layer`/`tar` are the
+    first layer's."""
 
     LAYER_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
                    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
                    "none": "application/vnd.oci.image.layer.v1.tar"}
 
     def __init__(self, text: bytes = b"hello from a tiny image\n",
-                 compression: str = "gzip") -> None:
-        import gzip
-        import io
-        import tarfile
-
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            info = tarfile.TarInfo("hello")
-            info.size, info.mode, info.mtime = len(text), 0o644, 1700000000
-            tar.addfile(info, io.BytesIO(text))
-        self.tar = buf.getvalue()
-        if compression == "gzip":
-            self.layer = gzip.compress(self.tar, mtime=0)
-        elif compression == "zstd":
-            self.layer = subprocess.run(["zstd", "-q", "-c"], input=self.tar, check=True,
-                                        capture_output=True).stdout
-        else:
-            self.layer = self.tar
+                 compression: str = "gzip", layer_count: int = 1,
+                 tars: list[bytes] | None = None) -> None:
+        self.tars = tars or [self.tar_of({f"hello{i or ''}": text}) for i in range(layer_count)]
+        self.layers = [self.compress(tar, compression) for tar in self.tars]
+        self.tar, self.layer = self.tars[0], self.layers[0]
         self.config = json.dumps({
             "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
             "config": {"Cmd": ["/hello"]},
-            "rootfs": {"type": "layers", "diff_ids": [sha(self.tar)]}}).encode()
+            "rootfs": {"type": "layers", "diff_ids": [sha(t) for t in self.tars]}}).encode()
         self.manifest_data = {
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                        "digest": sha(self.config), "size": len(self.config)},
             "layers": [{"mediaType": self.LAYER_TYPES[compression],
-                        "digest": sha(self.layer), "size": len(self.layer)}]}
+                        "digest": sha(layer), "size": len(layer)} for layer in self.layers]}
         self.manifest = json.dumps(self.manifest_data).encode()
+
+    @staticmethod
+    def tar_of(files: dict[str, bytes]) -> bytes:
+        import io
+        import tarfile
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), 0o644, 1700000000
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    @staticmethod
+    def compress(tar: bytes, compression: str) -> bytes:
+        import gzip
+
+        if compression == "gzip":
+            return gzip.compress(tar, mtime=0)
+        if compression == "zstd":
+            return subprocess.run(["zstd", "-q", "-c"], input=tar, check=True,
+                                  capture_output=True).stdout
+        return tar
 
     def serve(self, server: FakeServer, repo: str = "tiny", tag: str = "1",
               manifest: bytes | None = None, media_type: str | None = None,
@@ -331,7 +343,7 @@ class TinyImage:
 
         server.routes[f"/v2/{repo}/manifests/{tag}"] = send_manifest
         server.routes[f"/v2/{repo}/manifests/{digest}"] = send_manifest
-        for data in (self.config, self.layer):
+        for data in (self.config, *self.layers):
             body = (blobs or {}).get(sha(data), data)
             server.routes[f"/v2/{repo}/blobs/{sha(data)}"] = \
                 lambda h, body=body: reply(h, 200, body,

@@ -189,3 +189,11 @@ def test_https_verified_against_the_trusted_ca_bundle(reg, busybox, tls_registry
 
 def test_https_without_verification_when_asked(reg, busybox, tls_registry):
     ok(reg("push", "--tls-verify=false", busybox, f"{tls_registry.host}/tls/unverified:1"))
+
+
+def test_a_bare_tls_verify_means_true_and_keeps_the_image_name(reg, busybox, registry):
+    """podman's boolean flag: `--tls-verify NAME` must not take NAME as its value."""
+    ref = f"{registry.host}/rt/bare:1"
+    ok(reg("push", "--tls-verify=false", busybox, ref))
+    assert_error(reg("pull", "--tls-verify", ref), 1, "TLS failed")
+    assert_error(reg("image", "pull", "--tls-verify", ref), 1, "TLS failed")

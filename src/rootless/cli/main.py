@@ -28,7 +28,25 @@ def dispatch(argv: list[str]) -> int:
                 return guarded(lambda: run_main(args, root, debug))
     from rootless.cli.app import invoke
 
+    argv = bare_tls_verify(argv)
     return guarded(lambda: invoke(argv))
+
+
+TLS_COMMANDS = {"pull", "push", "login", "search"}
+
+
+def bare_tls_verify(argv: list[str]) -> list[str]:
+    """podman's `--tls-verify` is a boolean flag: bare it means true and a value needs
+    `=`. click would take the next word (the image name) as its value, so a bare one is
+    spelled out before parsing, for the registry commands only."""
+    parsed = split_global_options(argv)
+    rest = parsed[2] if parsed else []
+    command = rest[1:2] if rest[:1] == ["image"] else rest[:1]
+    if not TLS_COMMANDS.intersection(command):
+        return argv
+    end = argv.index("--") if "--" in argv else len(argv)
+    return [("--tls-verify=true" if a == "--tls-verify" and i < end else a)
+            for i, a in enumerate(argv)]
 
 
 def split_global_options(argv: list[str]) -> tuple[str | None, bool, list[str]] | None:

@@ -50,15 +50,22 @@ def pull(ctx: typer.Context,
     from rootless.cli.common import get_store
     from rootless.engine.registry import image_pull
 
-    def progress(event: str, text: str) -> None:
-        words = {"start": None, "exists": "Already exists", "pulling": "Pulling fs layer",
-                 "done": "Download complete"}
+    from rootless.cli.progress import LayerProgress
+
+    board = LayerProgress()
+    words = {"exists": "Already exists", "pulling": "Pulling fs layer",
+             "done": "Download complete", "extracting": "Extracting",
+             "complete": "Pull complete"}
+
+    def progress(event: str, text: str, done: int, total: int) -> None:
         if event == "start":
-            _line(f"Pulling {text}")
+            board.line(f"Pulling {text}")
         elif event == "digest":
-            _line(f"Digest: {text}")
-        elif words.get(event):
-            _line(f"{text}: {words[event]}")
+            board.line(f"Digest: {text}")
+        elif event == "downloading":
+            board.bytes(text, done, total)
+        elif event in words:
+            board.status(text, words[event])
 
     results = image_pull(get_store(ctx), name, all_tags, platform, _tls(tls_verify),
                          None if quiet else progress)
@@ -80,7 +87,7 @@ def push(ctx: typer.Context,
     from rootless.cli.common import get_store
     from rootless.engine.registry import image_push
 
-    def progress(event: str, text: str) -> None:
+    def progress(event: str, text: str, done: int, total: int) -> None:
         _line(f"{text}: {event}")
 
     result = image_push(get_store(ctx), name, destination, _tls(tls_verify),

@@ -16,7 +16,8 @@ from rootless.errors import ImageError, UsageError
 from rootless.image.manifest import CONFIG_TYPES
 
 PARALLEL_BLOBS = 4
-Progress = Callable[[str, str], None]  # (event, short blob id or text)
+# (event, short blob id or text, bytes done, bytes in all: for "downloading" only)
+Progress = Callable[[str, str, int, int], None]
 
 
 class PullResult(NamedTuple):
@@ -72,71 +73,100 @@ def image_pull(store, name: str, all_tags: bool = False, platform: str | None = 
 
 
 def _pull_one(store, registry, ref, want, progress) -> PullResult:
-    from rootless.image.manifest import parse_manifest
+    from rootless.engine.layer_unpack import run_unwrapped, unpack_parallel
+    from rootless.image.manifest import parse_config, parse_manifest
     from rootless.image.registry.transport import RegistrySource
     from rootless.image.transports.copy import copy_image
-    from rootless.image.transports.storage import StoreDestination
+    from rootless.image.transports.storage import StoreDestination, layer_jobs
+    from rootless.store.blobs import blob_read
 
     store.clean_temp()
     source = RegistrySource(registry, ref, want)
-    dest = StoreDestination(store)
+    dest = StoreDestination(store, unpack_parallel)
     raw, media_type = source.manifest()
     manifest = parse_manifest(raw, media_type, f"manifest of {ref}")
     _tell(progress, "start", ref.familiar())
-    missing = [d for d in [manifest.config, *manifest.layers] if not dest.has_blob(d)]
+    missing = {d.digest for d in [manifest.config, *manifest.layers] if not dest.has_blob(d)}
     for desc in manifest.layers:
-        _tell(progress, "exists" if desc not in missing else "pulling", desc.digest[7:19])
-    _fetch_all(source, dest, missing, progress)
+        _tell(progress, "pulling" if desc.digest in missing else "exists", desc.digest[7:19])
+    if manifest.config.digest in missing:
+        _fetch(source, dest, manifest.config, None)
+    config = parse_config(blob_read(store, manifest.config.digest))
+    jobs = layer_jobs(manifest, config["rootfs"]["diff_ids"])
+    run_unwrapped(_fetch_and_unpack, store, source, dest, jobs, missing, progress)
     names = [str(ref)] if ref.digest else [str(ref), f"{ref.name}@{source.digest}"]
-    image_id = copy_image(source, dest, names)
+    image_id = copy_image(source, dest, names)  # every blob and layer is there: it records
     _tell(progress, "digest", source.digest)
     return PullResult(ref.familiar(), str(ref), image_id, source.digest, len(missing))
 
 
-def _fetch_all(source, dest, descs, progress) -> None:
-    """Fetch `descs` into the store, PARALLEL_BLOBS at a time. The first failure
-    cancels the fetches not yet started; running ones end (a blocking read cannot be
-    interrupted) and what they complete is verified, so it stays. Partial files stay
-    in tmp/ until the next command's clean_temp."""
-    if len(descs) <= 1:
-        for desc in descs:
-            _fetch(source, dest, desc, progress)
-        return
+async def _fetch_and_unpack(store, source, dest, jobs, missing: set[str], progress) -> None:
+    """Each layer: fetch its blob if the store lacks it (PARALLEL_BLOBS at a time, each
+    blob once), then unpack it at once, while other layers still download. The first
+    failure cancels the rest; a fetch already running ends (a blocking read cannot be
+    interrupted) and what it completes is verified, so it stays. Partial files stay in
+    tmp/ until the next command's clean_temp."""
     import trio
 
-    async def main() -> None:
-        limiter = trio.CapacityLimiter(PARALLEL_BLOBS)
-        async with trio.open_nursery() as nursery:
-            for desc in descs:
-                nursery.start_soon(_fetch_async, desc, limiter)
+    from rootless.engine.layer_unpack import unpack_limiter, unpack_one
 
-    async def _fetch_async(desc, limiter) -> None:
-        await trio.to_thread.run_sync(_fetch, source, dest, desc, progress, limiter=limiter,
-                                      abandon_on_cancel=False)
+    fetch_limiter, unpack_slots = trio.CapacityLimiter(PARALLEL_BLOBS), unpack_limiter()
+    fetched: dict[str, trio.Event] = {}
+    to_unpack = sum(1 for job in jobs if layer_size_of(store, job) is None)
 
-    try:
-        trio.run(main)
-    except BaseExceptionGroup as group:
-        first = _first_error(group)
-        raise first from None
+    async def layer(job) -> None:
+        digest, short = job.desc.digest, job.desc.digest[7:19]
+        if digest in fetched:
+            await fetched[digest].wait()
+        elif digest in missing:
+            fetched[digest] = trio.Event()
+            await trio.to_thread.run_sync(_fetch, source, dest, job.desc, progress,
+                                          limiter=fetch_limiter, abandon_on_cancel=False)
+            fetched[digest].set()
+        if layer_size_of(store, job) is None:
+            _tell(progress, "extracting", short)
+            await unpack_one(store, job, unpack_slots, in_process=to_unpack == 1)
+            _tell(progress, "complete", short)
+        elif digest in missing:
+            _tell(progress, "complete", short)
+
+    async with trio.open_nursery() as nursery:
+        for job in sorted(jobs, key=lambda job: job.desc.size, reverse=True):
+            nursery.start_soon(layer, job)
 
 
-def _first_error(group: BaseException) -> BaseException:
-    while isinstance(group, BaseExceptionGroup):
-        group = group.exceptions[0]
-    return group
+def layer_size_of(store, job) -> int | None:
+    from rootless.image.transports.storage import layer_size
+
+    return layer_size(store, job.chain_id)
 
 
 def _fetch(source, dest, desc, progress) -> None:
+    short = desc.digest[7:19]
     with source.open_blob(desc) as stream:
+        if progress and desc.media_type not in CONFIG_TYPES:
+            stream = _Counting(stream, lambda n: progress("downloading", short, n, desc.size))
         dest.put_blob(stream, desc)
     if desc.media_type not in CONFIG_TYPES:
-        _tell(progress, "done", desc.digest[7:19])
+        _tell(progress, "done", short)
+
+
+class _Counting:
+    """A stream that reports how many bytes have been read through it."""
+
+    def __init__(self, stream, report) -> None:
+        self.stream, self.report, self.count = stream, report, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.count += len(data)
+        self.report(self.count)
+        return data
 
 
 def _tell(progress: Progress | None, event: str, text: str) -> None:
     if progress:
-        progress(event, text)
+        progress(event, text, 0, 0)
 
 
 # ---- push ----

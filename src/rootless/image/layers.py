@@ -66,6 +66,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _SETID = stat.S_ISUID | stat.S_ISGID
 _MAX_CACHED_DIRS = 128
+_TAR_READ = 1 << 16
 _ENTRY_ERRNOS = {errno.ELOOP, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
                  errno.EINVAL, errno.EEXIST}
 
@@ -82,19 +83,23 @@ def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer") -> LayerResu
     existing empty directory. On error `dest` is left for the caller to remove."""
     import tarfile
 
-    from rootless.image.compression import Hashing, decompressed
+    from rootless.image.compression import Hashing, ReadAhead, decompressed
 
     raw = decompressed(stream, what)
     hashing = Hashing(raw)
+    ahead = ReadAhead(hashing)  # inflated and hashed on another core
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     unpacker = _Unpacker(root_fd, what)
     ok = False
     try:
-        with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:
+        # 64 KiB reads instead of tarfile's 10 KiB: fewer trips through the
+        # read-ahead; larger makes tarfile's buffer slicing cost more than it saves
+        with tarfile.open(fileobj=ahead, mode="r|", errorlevel=2,
+                          bufsize=_TAR_READ) as tar:
             for member in tar:
                 unpacker.entry_checked(tar, member)
         unpacker.finish()
-        hashing.drain()
+        ahead.drain()  # the padding after the tar's end counts in the diff id
         ok = True
     except tarfile.TarError as e:
         raise ImageError(f"{what} is not a valid tar archive: {e}") from None
@@ -104,6 +109,7 @@ def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer") -> LayerResu
     finally:
         unpacker.close()
         os.close(root_fd)
+        ahead.close()
         raw.close(check=ok)
     return LayerResult(hashing.digest, unpacker.size, unpacker.unapplied)
 

@@ -3,9 +3,10 @@
 StoreSource: an image of the store, read back (for save and push): the manifest and
 blobs exactly as they came in, so a pushed layer keeps its digest.
 
-StoreDestination: blobs go to the CAS as they arrive (verified); `commit` unpacks the
-layers that are not in the store yet (each into tmp/, checked against the config's diff
-id, then renamed into layers/<chain-id>), then records the image and its names in one
+StoreDestination: blobs go to the CAS as they arrive (verified); `commit` has the
+layers that are not in the store yet unpacked (each into tmp/, checked against the
+config's diff id, then renamed into layers/<chain-id>: one after the other here, or in
+parallel by the engine's `unpack`), then records the image and its names in one
 transaction under the store's exclusive lock. Until then nothing refers to what was
 written, so an interrupted load or pull leaves the store as it was, plus some
 verified, unreferenced blobs.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import BinaryIO
+from typing import BinaryIO, Callable, NamedTuple
 
 from rootless.errors import ImageError
 from rootless.image.manifest import (
@@ -27,6 +28,7 @@ from rootless.image.manifest import (
     parse_config,
     parse_manifest,
 )
+from rootless.image.layers import LayerResult
 from rootless.image.transports.base import ImageDestination, ImageSource
 from rootless.store import metadata as md
 from rootless.store.blobs import (
@@ -59,11 +61,39 @@ class StoreSource(ImageSource):
                              "the store") from None
 
 
+class LayerJob(NamedTuple):
+    """One layer of an image, as the store keeps it: layers/<chain_id>."""
+    chain_id: str
+    parent: str | None
+    diff_id: str
+    desc: Descriptor  # its blob
+
+
+def layer_jobs(manifest: Manifest, diff_ids: list[str]) -> list[LayerJob]:
+    """The layers of an image, lowest first; refuses a config that disagrees with the
+    manifest on their number."""
+    if len(diff_ids) != len(manifest.layers):
+        raise ImageError(f"image {manifest.config.digest[:19]}: the manifest has "
+                         f"{len(manifest.layers)} layers, the config {len(diff_ids)}")
+    chains = chain_ids(diff_ids)
+    return [LayerJob(chains[i], chains[i - 1] if i else None, diff_ids[i], desc)
+            for i, desc in enumerate(manifest.layers)]
+
+
+def unpack_in_turn(store, jobs: list[LayerJob]) -> list[int]:
+    """Make every layer exist, one after the other in this process; their sizes."""
+    return [layer_ensure(store, job) for job in jobs]
+
+
 class StoreDestination(ImageDestination):
+    """`unpack(store, jobs) -> sizes` makes the image's layers exist before it is
+    recorded; the engine passes one that unpacks in parallel processes."""
+
     description = "local store"
 
-    def __init__(self, store) -> None:
-        self.store = store
+    def __init__(self, store, unpack: Callable[[object, list[LayerJob]], list[int]]
+                 = unpack_in_turn) -> None:
+        self.store, self.unpack = store, unpack
         self.manifest_raw: bytes | None = None
         self.manifest_type = ""
 
@@ -85,17 +115,11 @@ class StoreDestination(ImageDestination):
         config_raw = blob_read(self.store, manifest.config.digest)
         config = parse_config(config_raw)
         diff_ids = config["rootfs"]["diff_ids"]
-        if len(diff_ids) != len(manifest.layers):
-            raise ImageError(f"image {manifest.config.digest[:19]}: the manifest has "
-                             f"{len(manifest.layers)} layers, the config {len(diff_ids)}")
-        chains = chain_ids(diff_ids)
-        size = 0
-        for i, desc in enumerate(manifest.layers):
-            parent = chains[i - 1] if i else None
-            size += layer_ensure(self.store, chains[i], parent, diff_ids[i], desc)
+        jobs = layer_jobs(manifest, diff_ids)
+        sizes = self.unpack(self.store, jobs)
         image = md.ImageRow(manifest.config.digest, config_raw.decode(), manifest_digest,
-                            manifest.media_type, chains, created_timestamp(config),
-                            time.time(), size)
+                            manifest.media_type, [job.chain_id for job in jobs],
+                            created_timestamp(config), time.time(), sum(sizes))
         return image_record(self.store, image, names, manifest)
 
 
@@ -120,35 +144,55 @@ def image_record(store, image: md.ImageRow, names: list[str], manifest: Manifest
     return image.id
 
 
-def layer_ensure(store, chain_id: str, parent: str | None, diff_id: str,
-                 desc: Descriptor) -> int:
-    """Make layers/<chain-id> exist (unpacking the blob if needed); returns its size."""
+def layer_size(store, chain_id: str) -> int | None:
+    """The size of layers/<chain-id> if it is in the store, complete and recorded."""
     row = md.layer_get(store, chain_id)
-    final = md.layer_dir(store, chain_id)
-    if row is not None and final.is_dir():
+    if row is not None and md.layer_dir(store, chain_id).is_dir():
         return row.size
+    return None
+
+
+def layer_ensure(store, job: LayerJob) -> int:
+    """Make layers/<chain-id> exist, unpacking its blob here if needed; its size."""
+    size = layer_size(store, job.chain_id)
+    if size is not None:
+        return size
     from rootless.image.layers import unpack_layer
 
-    tmp = store.temp_path("layer")
-    tmp.mkdir(mode=0o700)
+    tmp = layer_tmp(store)
     try:
-        with open(blob_path(store, desc.digest), "rb") as f:
-            result = unpack_layer(f, tmp, f"layer {desc.digest[:19]}")
-        if result.diff_id != diff_id:
-            raise ImageError(f"layer {desc.digest[:19]}: its content (diff id "
-                             f"{result.diff_id[:19]}) is not what the image config says "
-                             f"({diff_id[:19]}): the image is corrupt")
-        with store.lock():
-            row = md.layer_get(store, chain_id)
-            if row is not None and final.is_dir():
-                return row.size  # another command unpacked it meanwhile
-            _install(store, tmp, chain_id, result.unapplied_xattrs)
-            with store.db:
-                md.layer_add(store, md.LayerRow(chain_id, diff_id, parent, result.size,
-                                                desc.digest, desc.size, desc.media_type,
-                                                time.time()))
+        with open(blob_path(store, job.desc.digest), "rb") as f:
+            result = unpack_layer(f, tmp, f"layer {job.desc.digest[:19]}")
+        return layer_install(store, job, tmp, result)
     finally:
         remove_tree(tmp)
+
+
+def layer_tmp(store):
+    """A fresh empty directory in tmp/ to unpack a layer into."""
+    tmp = store.temp_path("layer")
+    tmp.mkdir(mode=0o700)
+    return tmp
+
+
+def layer_install(store, job: LayerJob, tmp, result: LayerResult) -> int:
+    """Check the unpacked tree `tmp` against the image config's diff id, then move it
+    to layers/<chain-id> and record it; returns its size. `tmp` is gone or left for
+    the caller to remove."""
+    desc = job.desc
+    if result.diff_id != job.diff_id:
+        raise ImageError(f"layer {desc.digest[:19]}: its content (diff id "
+                         f"{result.diff_id[:19]}) is not what the image config says "
+                         f"({job.diff_id[:19]}): the image is corrupt")
+    with store.lock():
+        size = layer_size(store, job.chain_id)
+        if size is not None:
+            return size  # another command unpacked it meanwhile
+        _install(store, tmp, job.chain_id, result.unapplied_xattrs)
+        with store.db:
+            md.layer_add(store, md.LayerRow(job.chain_id, job.diff_id, job.parent,
+                                            result.size, desc.digest, desc.size,
+                                            desc.media_type, time.time()))
     return result.size
 
 

@@ -1,0 +1,113 @@
+"""Layers unpacked in parallel: one process per layer (image/layer_worker.py), as many
+at once as there are CPUs, because unpacking is CPU-bound Python that one interpreter
+runs on one core at a time. Each result is checked against the image config and
+installed by this process (image/transports/storage.py), so the store's rules hold
+whoever unpacked. A single layer is unpacked here, in-process: a new interpreter costs
+more than it would save.
+
+`unpack_parallel` is what StoreDestination calls at commit (load, import); pull calls
+`unpack_one` as each layer's blob arrives, so unpacking overlaps the downloads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import trio
+
+from rootless.errors import ImageError, StoreError
+from rootless.image.layers import LayerResult
+from rootless.image.transports.storage import (
+    LayerJob,
+    layer_ensure,
+    layer_install,
+    layer_size,
+    layer_tmp,
+)
+from rootless.store.blobs import blob_path, remove_tree
+
+_ERRORS = {"ImageError": ImageError, "StoreError": StoreError}
+
+
+def run_unwrapped(async_fn, *args):
+    """trio.run, raising the first error of a task group itself (one line for the
+    user, not a group); Ctrl-C stays KeyboardInterrupt."""
+    try:
+        return trio.run(async_fn, *args)
+    except BaseExceptionGroup as group:
+        interrupted, rest = group.split(KeyboardInterrupt)
+        if interrupted:
+            raise KeyboardInterrupt from None
+        first = rest
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+
+
+def unpack_limiter() -> trio.CapacityLimiter:
+    return trio.CapacityLimiter(max(1, len(os.sched_getaffinity(0))))
+
+
+def unpack_parallel(store, jobs: list[LayerJob]) -> list[int]:
+    """Make every layer of `jobs` exist; their sizes, in order."""
+    missing = [job for job in jobs if layer_size(store, job.chain_id) is None]
+    if len(missing) > 1:
+        run_unwrapped(_unpack_all, store, missing)
+    return [layer_ensure(store, job) for job in jobs]  # now only reads the rows
+
+
+async def _unpack_all(store, jobs: list[LayerJob]) -> None:
+    limiter = unpack_limiter()
+    # the largest first: the image is ready when the slowest layer is
+    order = sorted(jobs, key=lambda job: job.desc.size, reverse=True)
+    async with trio.open_nursery() as nursery:
+        for job in order:
+            nursery.start_soon(unpack_one, store, job, limiter)
+
+
+async def unpack_one(store, job: LayerJob, limiter: trio.CapacityLimiter,
+                     in_process: bool = False) -> int:
+    """Unpack one layer's blob (already in the store) in a worker process, or in a
+    thread of this one, and install it; its size. A layer another command installed
+    meanwhile is left as it is."""
+    size = layer_size(store, job.chain_id)
+    if size is not None:
+        return size
+    async with limiter:
+        tmp = layer_tmp(store)
+        try:
+            if in_process:
+                result = await trio.to_thread.run_sync(_unpack_here, store, job, tmp)
+            else:
+                result = await _run_worker(store, job, tmp)
+            # here, not in a thread: the store's SQLite connection is this thread's
+            return layer_install(store, job, tmp, result)
+        finally:
+            with trio.CancelScope(shield=True):  # cleaned up even when cancelled
+                await trio.to_thread.run_sync(remove_tree, tmp)
+
+
+def _unpack_here(store, job: LayerJob, tmp) -> LayerResult:
+    from rootless.image.layers import unpack_layer
+
+    with open(blob_path(store, job.desc.digest), "rb") as stream:
+        return unpack_layer(stream, tmp, f"layer {job.desc.digest[:19]}")
+
+
+async def _run_worker(store, job: LayerJob, tmp) -> LayerResult:
+    what = f"layer {job.desc.digest[:19]}"
+    command = [sys.executable, "-m", "rootless.image.layer_worker",
+               str(blob_path(store, job.desc.digest)), str(tmp), what]
+    done = await trio.run_process(command, capture_stdout=True, capture_stderr=True,
+                                  check=False)
+    try:
+        report = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        raise StoreError(f"cannot unpack {what}: the unpacking process failed (exit "
+                         f"{done.returncode}{': ' + detail[-1] if detail else ''})") from None
+    if "error" in report:
+        raise _ERRORS.get(report.get("kind"), StoreError)(report["error"])
+    return LayerResult(report["diff_id"], report["size"], report["unapplied"])

@@ -1,0 +1,42 @@
+"""Unpack one layer in a process of its own:
+
+    python -m rootless.image.layer_worker BLOB DEST WHAT
+
+Unpacking is CPU work in Python (tar headers, decompression, hashing) that holds the
+GIL for much of its time; a process per layer lets several layers of one image unpack
+on several cores at once, as `tar -x` pipelines do. The engine starts and limits these
+processes (engine/layer_unpack.py); this module only runs image/layers.unpack_layer on
+the blob at BLOB into the existing empty directory DEST and reports on stdout, as one
+JSON object:
+    {"diff_id": ..., "size": ..., "unapplied": {...}}                 exit 0
+    {"error": "one-line message", "kind": "ImageError"|"StoreError"}  exit 1
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    from rootless.errors import RootlessError
+    from rootless.image.layers import unpack_layer
+
+    blob, dest, what = argv
+    try:
+        with open(blob, "rb") as stream:
+            result = unpack_layer(stream, Path(dest), what)
+    except RootlessError as e:
+        print(json.dumps({"error": str(e), "kind": type(e).__name__}))
+        return 1
+    except OSError as e:
+        print(json.dumps({"error": f"cannot unpack {what}: {e}", "kind": "StoreError"}))
+        return 1
+    print(json.dumps({"diff_id": result.diff_id, "size": result.size,
+                      "unapplied": result.unapplied_xattrs}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

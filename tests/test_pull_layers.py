@@ -1,0 +1,119 @@
+"""Pull of images with several layers: each layer is unpacked as soon as its blob is
+in, several at once (in worker processes), and checked like any other; and the
+progress a user sees on a terminal and in a log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import PtySession, assert_error, ok
+from registry_server import FakeServer, TinyImage, isolate_registry_client, sha
+
+
+@pytest.fixture
+def fake():
+    server = FakeServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def reg(rootless, tmp_path):
+    return isolate_registry_client(rootless, tmp_path, "5")
+
+
+def layer_files(store) -> dict[str, bytes]:
+    """Every regular file of every unpacked layer: name -> content."""
+    found = {}
+    for layer in (store / "layers").iterdir():
+        if layer.is_dir():
+            for path in layer.rglob("*"):
+                if path.is_file():
+                    found[str(path.relative_to(layer))] = path.read_bytes()
+    return found
+
+
+def no_image_and_no_temp(reg, store) -> None:
+    assert ok(reg("images", "-q")) == ""
+    tmp = store / "tmp"
+    assert not tmp.exists() or not list(tmp.iterdir())
+
+
+def test_every_layer_of_a_multi_layer_image_is_unpacked(reg, fake, store):
+    image = TinyImage(b"layered\n", layer_count=4)
+    image.serve(fake)
+    ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
+    assert layer_files(store) == {name: b"layered\n"
+                                  for name in ("hello", "hello1", "hello2", "hello3")}
+    inspected = json.loads(ok(reg("image", "inspect", f"{fake.host}/tiny:1")))[0]
+    assert inspected["RootFS"]["Layers"] == [sha(t) for t in image.tars]
+
+
+def test_a_layer_whose_content_is_not_the_configs_fails_the_pull(reg, fake, store):
+    image = TinyImage(layer_count=3)
+    config = json.loads(image.config)
+    config["rootfs"]["diff_ids"][1] = "sha256:" + "ab" * 32
+    image.config = json.dumps(config).encode()
+    image.manifest_data["config"].update(digest=sha(image.config), size=len(image.config))
+    image.manifest = json.dumps(image.manifest_data).encode()
+    image.serve(fake)
+    assert_error(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"), 1,
+                 "diff id", "the image is corrupt")
+    no_image_and_no_temp(reg, store)
+
+
+def test_a_hostile_layer_among_several_is_refused_with_its_reason(reg, fake, store):
+    good = TinyImage.tar_of({"fine": b"ok\n"})
+    hostile = TinyImage.tar_of({"../../escape": b"x\n"})
+    TinyImage(tars=[good, hostile, good]).serve(fake)
+    assert_error(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"), 1,
+                 "climbs above the layer root")
+    no_image_and_no_temp(reg, store)
+
+
+def test_a_corrupt_gzip_layer_among_several_is_refused(reg, fake, store):
+    image = TinyImage(layer_count=2)
+    broken = image.layers[1][:-12] + b"\0" * 12  # the trailer's crc and length wrong
+    image.serve(fake, blobs={sha(image.layers[1]): broken})
+    assert_error(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"), 1,
+                 image.manifest_data["layers"][1]["digest"][:19])
+    no_image_and_no_temp(reg, store)
+
+
+def test_a_layer_shared_within_one_image_is_fetched_once(reg, fake, store):
+    same = TinyImage.tar_of({"same": b"twice\n"})
+    TinyImage(tars=[same, TinyImage.tar_of({"between": b"b\n"}), same]).serve(fake)
+    ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
+    path = f"/v2/tiny/blobs/{sha(TinyImage.compress(same, 'gzip'))}"
+    assert [method for method, seen, _ in fake.seen if seen.split("?")[0] == path] == ["GET"]
+
+
+def test_pull_in_a_log_prints_one_line_per_layer_state(reg, fake):
+    image = TinyImage(layer_count=2)
+    image.serve(fake)
+    out = ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
+    short = image.manifest_data["layers"][0]["digest"][7:19]
+    lines = out.splitlines()
+    for state in ("Pulling fs layer", "Download complete", "Extracting", "Pull complete"):
+        assert lines.count(f"{short}: {state}") == 1, out
+    assert "\x1b[" not in out and "Downloading" not in out
+
+
+def test_pull_on_a_terminal_redraws_one_line_per_layer_with_a_bar(reg, fake):
+    TinyImage(layer_count=2).serve(fake)
+    session = PtySession(reg, "pull", "--tls-verify=false", f"{fake.host}/tiny:1")
+    assert session.wait() == 0
+    text = session.text()
+    assert "Downloading [" in text and "Pull complete" in text
+    assert "\x1b[2A" in text  # back up over the second layer's line to redraw the first
+    assert text.rstrip().endswith(f"{fake.host}/tiny:1")
+
+
+def test_a_second_pull_of_the_same_layers_fetches_and_unpacks_nothing(reg, fake, store):
+    TinyImage(layer_count=3).serve(fake)
+    ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
+    before = sorted(p.name for p in (store / "layers").iterdir())
+    out = ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
+    assert "Image is up to date" in out and "Extracting" not in out
+    assert sorted(p.name for p in (store / "layers").iterdir()) == before
