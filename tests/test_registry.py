@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import MARKER, MARKER_PATH, assert_error, ok
-from registry_server import RegistryServer, isolate_registry_client
+from registry_server import FakeServer, RegistryServer, TinyImage, isolate_registry_client
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,27 @@ def test_push_reports_the_manifest_digest_and_repush_skips_layers(reg, busybox, 
     _, headers, _ = registry.get("/v2/rt/twice/manifests/1", {
         "Accept": "application/vnd.oci.image.manifest.v1+json"})
     assert f"1: digest: {headers['Docker-Content-Digest']} size:" in out
+
+
+def test_push_of_several_layers_reports_each_layer_and_round_trips(reg, registry, tmp_path):
+    """Layers go up several at once; docker's lines name layers, never the config."""
+    image, fake = TinyImage(layer_count=4), FakeServer()
+    try:
+        image.serve(fake)
+        ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
+    finally:
+        fake.stop()
+    ref = f"{registry.host}/rt/layers:1"
+    out = ok(reg("push", "--tls-verify=false", f"{fake.host}/tiny:1", ref))
+    layers = [d["digest"][7:19] for d in image.manifest_data["layers"]]
+    assert sorted(line.split(":")[0] for line in out.splitlines()
+                  if line.endswith(": Pushed")) == sorted(layers)
+    assert image.manifest_data["config"]["digest"][7:19] not in out
+    fresh_store(reg, tmp_path, "store2")
+    out = ok(reg("pull", "--tls-verify=false", ref))
+    assert "Digest: sha256:" in out
+    inspected = json.loads(ok(reg("image", "inspect", ref)))[0]
+    assert inspected["Id"] == image.manifest_data["config"]["digest"]
 
 
 def test_chunked_upload_gives_the_same_digests(reg, busybox, registry):
