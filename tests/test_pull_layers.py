@@ -5,9 +5,15 @@ progress a user sees on a terminal and in a log."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
-from helpers import PtySession, assert_error, ok
+from helpers import PtySession, assert_error, cmdline_of, descendants_of, ok, wait_for
 from registry_server import FakeServer, TinyImage, isolate_registry_client, sha
 
 
@@ -117,3 +123,58 @@ def test_a_second_pull_of_the_same_layers_fetches_and_unpacks_nothing(reg, fake,
     out = ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
     assert "Image is up to date" in out and "Extracting" not in out
     assert sorted(p.name for p in (store / "layers").iterdir()) == before
+
+
+def unpackers(pid: int) -> list[int]:
+    return [p for p in descendants_of(pid)
+            if "rootless.image.layer_worker" in cmdline_of(p)]
+
+
+def test_a_pull_killed_while_unpacking_leaves_the_store_consistent_and_the_next_completes(
+        reg, fake, store):
+    # two layers of 150 MB of zeros: small to serve, long enough to unpack to be caught
+    big = [TinyImage.tar_of({f"zeros{i}": bytes(150 << 20)}) for i in range(2)]
+    TinyImage(tars=big).serve(fake)
+    proc = reg.popen("pull", "--tls-verify=false", f"{fake.host}/tiny:1",
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = wait_for(lambda: unpackers(proc.pid), timeout=60, interval=0.01)
+    os.kill(proc.pid, signal.SIGKILL)  # the pull alone, not its process group
+    proc.wait()
+    wait_for(lambda: all(not os.path.exists(f"/proc/{w}") or
+                         "layer_worker" not in " ".join(cmdline_of(w)) for w in workers),
+             timeout=10)
+    assert ok(reg("images", "-q")) == ""
+    ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
+    assert ok(reg("images", "-q")).strip()
+    assert not list((store / "tmp").iterdir())
+
+
+def test_an_unpacking_process_dies_with_its_parent(tmp_path):
+    """A layer worker stuck on its blob (here a FIFO nobody writes) must not outlive the
+    command that started it."""
+    fifo = tmp_path / "blob"
+    os.mkfifo(fifo)
+    (tmp_path / "dest").mkdir()
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, subprocess, sys, time
+        worker = subprocess.Popen([sys.executable, "-m", "rootless.image.layer_worker",
+                                   {str(fifo)!r}, {str(tmp_path / "dest")!r}, "layer x",
+                                   str(os.getpid())])
+        print(worker.pid, flush=True)
+        time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    wait_for(lambda: "layer_worker" in " ".join(cmdline_of(worker)))
+    time.sleep(0.3)  # past its start-up, blocked opening the FIFO
+    parent.kill()
+    parent.wait()
+    wait_for(lambda: not os.path.exists(f"/proc/{worker}") or
+             open(f"/proc/{worker}/stat").read().split(") ")[1].startswith("Z"), timeout=5)
+
+
+def test_a_layer_worker_whose_parent_is_already_gone_exits_at_once(tmp_path):
+    (tmp_path / "dest").mkdir()
+    done = subprocess.run([sys.executable, "-m", "rootless.image.layer_worker",
+                           str(tmp_path / "missing"), str(tmp_path / "dest"), "layer x", "1"],
+                          capture_output=True, timeout=30)
+    assert done.returncode == 1 and done.stdout == b""

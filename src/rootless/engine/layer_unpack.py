@@ -99,7 +99,7 @@ def _unpack_here(store, job: LayerJob, tmp) -> LayerResult:
 async def _run_worker(store, job: LayerJob, tmp) -> LayerResult:
     what = f"layer {job.desc.digest[:19]}"
     command = [sys.executable, "-m", "rootless.image.layer_worker",
-               str(blob_path(store, job.desc.digest)), str(tmp), what]
+               str(blob_path(store, job.desc.digest)), str(tmp), what, str(os.getpid())]
     done = await trio.run_process(command, capture_stdout=True, capture_stderr=True,
                                   check=False)
     try:

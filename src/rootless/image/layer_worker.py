@@ -1,13 +1,13 @@
 """Unpack one layer in a process of its own:
 
-    python -m rootless.image.layer_worker BLOB DEST WHAT
+    python -m rootless.image.layer_worker BLOB DEST WHAT PARENT_PID
 
 Unpacking is CPU work in Python (tar headers, decompression, hashing) that holds the
 GIL for much of its time; a process per layer lets several layers of one image unpack
 on several cores at once, as `tar -x` pipelines do. The engine starts and limits these
 processes (engine/layer_unpack.py); this module only runs image/layers.unpack_layer on
 the blob at BLOB into the existing empty directory DEST and reports on stdout, as one
-JSON object:
+JSON object (it dies with PARENT_PID: a killed pull leaves no unpacker running):
     {"diff_id": ..., "size": ..., "unapplied": {...}}                 exit 0
     {"error": "one-line message", "kind": "ImageError"|"StoreError"}  exit 1
 """
@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
     from rootless.errors import RootlessError
     from rootless.image.layers import unpack_layer
 
-    blob, dest, what = argv
+    blob, dest, what, parent = argv
+    _die_with_parent(int(parent))
     try:
         with open(blob, "rb") as stream:
             result = unpack_layer(stream, Path(dest), what)
@@ -36,6 +37,18 @@ def main(argv: list[str]) -> int:
     print(json.dumps({"diff_id": result.diff_id, "size": result.size,
                       "unapplied": result.unapplied_xattrs}))
     return 0
+
+
+def _die_with_parent(parent: int) -> None:
+    import os
+    import signal
+
+    from rootless.kernel.constants import PR_SET_PDEATHSIG
+    from rootless.kernel.syscalls import RealSyscalls
+
+    RealSyscalls().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
 
 
 if __name__ == "__main__":
