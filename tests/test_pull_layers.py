@@ -178,3 +178,30 @@ def test_a_layer_worker_whose_parent_is_already_gone_exits_at_once(tmp_path):
                            str(tmp_path / "missing"), str(tmp_path / "dest"), "layer x", "1"],
                           capture_output=True, timeout=30)
     assert done.returncode == 1 and done.stdout == b""
+
+
+def test_ctrl_c_stops_a_stalled_pull_at_once_and_leaves_no_image(reg, fake, store):
+    image = TinyImage(layer_count=2)
+    image.serve(fake)
+    path = f"/v2/tiny/blobs/{sha(image.layers[1])}"
+
+    def stall(h):
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(image.layers[1])))
+        h.end_headers()
+        h.wfile.write(image.layers[1][:10])
+        h.wfile.flush()
+        time.sleep(20)
+
+    fake.routes[path] = stall
+    reg.env["ROOTLESS_REGISTRY_TIMEOUT"] = "30"
+    proc = reg.popen("pull", "--tls-verify=false", f"{fake.host}/tiny:1",
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for(lambda: any(seen.split("?")[0] == path for _, seen, _ in fake.seen))
+    time.sleep(0.3)
+    started = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=15) == 130
+    assert time.monotonic() - started < 5
+    assert b"Traceback" not in proc.stderr.read()
+    assert ok(reg("images", "-q")) == ""

@@ -3,9 +3,10 @@
 Pull = the copy routine from a RegistrySource into the store, after the blobs the store
 lacks have been fetched concurrently (trio worker threads around the blocking HTTP
 client, a few at a time), each one streamed through sha256 to tmp/ and renamed into the
-CAS only when complete and verified. The image becomes visible only when the store
-destination commits, so an interrupted pull leaves verified blobs and nothing else; the
-next pull skips them.
+CAS only when complete and verified, and each layer unpacked as soon as its blob is in
+(engine/layer_unpack.py). The image becomes visible only when the store destination
+commits, so an interrupted pull leaves verified blobs and layers and nothing else; the
+next pull skips them. Push uploads several blobs at once, then the manifest.
 """
 
 from __future__ import annotations
@@ -103,9 +104,9 @@ def _pull_one(store, registry, ref, want, progress) -> PullResult:
 async def _fetch_and_unpack(store, source, dest, jobs, missing: set[str], progress) -> None:
     """Each layer: fetch its blob if the store lacks it (PARALLEL_BLOBS at a time, each
     blob once), then unpack it at once, while other layers still download. The first
-    failure cancels the rest; a fetch already running ends (a blocking read cannot be
-    interrupted) and what it completes is verified, so it stays. Partial files stay in
-    tmp/ until the next command's clean_temp."""
+    failure, or Ctrl-C, cancels the rest at once: a fetch blocked in a read is abandoned
+    (its thread can only finish a verified blob or a file in tmp/), unpacking processes
+    are killed. What is in tmp/ goes at the next command's clean_temp."""
     import trio
 
     from rootless.engine.layer_unpack import unpack_limiter, unpack_one
@@ -121,7 +122,7 @@ async def _fetch_and_unpack(store, source, dest, jobs, missing: set[str], progre
         elif digest in missing:
             fetched[digest] = trio.Event()
             await trio.to_thread.run_sync(_fetch, source, dest, job.desc, progress,
-                                          limiter=fetch_limiter, abandon_on_cancel=False)
+                                          limiter=fetch_limiter, abandon_on_cancel=True)
             fetched[digest].set()
         if layer_size_of(store, job) is None:
             _tell(progress, "extracting", short)
@@ -234,7 +235,7 @@ def copy_blobs_concurrently(source, dest, descs, progress) -> None:
             for desc in sorted(descs, key=lambda d: d.size, reverse=True):
                 nursery.start_soon(lambda d=desc: trio.to_thread.run_sync(
                     copy_blob, source, dest, d, progress, limiter=limiter,
-                    abandon_on_cancel=False))
+                    abandon_on_cancel=True))
 
     run_unwrapped(main)
 
