@@ -94,7 +94,11 @@ def _pull_one(store, registry, ref, want, progress) -> PullResult:
         _fetch(source, dest, manifest.config, None)
     config = parse_config(blob_read(store, manifest.config.digest))
     jobs = layer_jobs(manifest, config["rootfs"]["diff_ids"])
-    run_unwrapped(_fetch_and_unpack, store, source, dest, jobs, missing, progress)
+    try:
+        run_unwrapped(_fetch_and_unpack, store, source, dest, jobs, missing, progress)
+    except BaseException:
+        store.clean_temp(own=True)  # what abandoned fetches were writing
+        raise
     names = [str(ref)] if ref.digest else [str(ref), f"{ref.name}@{source.digest}"]
     image_id = copy_image(source, dest, names)  # every blob and layer is there: it records
     _tell(progress, "digest", source.digest)

@@ -126,8 +126,9 @@ class Store:
         clean_temp(), so a killed command leaves nothing that lasts."""
         return self.tmp_dir / f"{kind}-{os.getpid()}-{os.urandom(6).hex()}"
 
-    def clean_temp(self) -> None:
-        """Remove tmp/ entries whose creating process is gone."""
+    def clean_temp(self, own: bool = False) -> None:
+        """Remove tmp/ entries whose creating process is gone; with `own`, this
+        process's too (a failed command, whose abandoned threads may still write)."""
         from rootless.store.blobs import remove_tree
 
         try:
@@ -136,8 +137,14 @@ class Store:
             return
         for name in names:
             parts = name.split("-")
-            if len(parts) >= 3 and parts[-2].isdigit() and not pid_alive(int(parts[-2])):
-                remove_tree(self.tmp_dir / name)
+            if len(parts) < 3 or not parts[-2].isdigit():
+                continue
+            pid = int(parts[-2])
+            if (own and pid == os.getpid()) or not pid_alive(pid):
+                try:
+                    remove_tree(self.tmp_dir / name)
+                except FileNotFoundError:
+                    pass  # its writer moved it into place meanwhile
 
 
 def _make_dirs(root: Path) -> None:
