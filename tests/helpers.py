@@ -314,3 +314,20 @@ def _take_controlling_tty() -> None:
     import termios
 
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def load_one_layer_image(rootless, tmp_path: Path, name: str, data: bytes,
+                         created: str = "2024-01-01T00:00:00Z",
+                         labels: dict | None = None, file: str = "name") -> str:
+    """Load (through the CLI) an image NAME of one layer holding /FILE = data, with the
+    given creation time and labels; returns its id."""
+    from test_image_load import Image, oci_archive
+    from test_layer_unpack import entry, tar_bytes
+
+    layer = tar_bytes(entry(file, data=data))
+    config = {"Cmd": ["sh"], "Labels": labels} if labels else {"Cmd": ["sh"]}
+    image = Image([layer], created=created, config=config)
+    path = oci_archive(tmp_path / f"{len(list(tmp_path.iterdir()))}.tar",
+                       [(image, {"org.opencontainers.image.ref.name": name})])
+    ok(rootless("load", "-i", str(path)))
+    return image.id

@@ -10,13 +10,15 @@ import typer
 def ps(ctx: typer.Context,
        all: bool = typer.Option(False, "-a", "--all", help="Show stopped containers too."),
        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show ids."),
-       no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate output.")
+       no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate output."),
+       format: str = typer.Option("", "--format", help="A Go template, `table TEMPLATE`, "
+                                  "or `json` (one object per line).")
        ) -> None:
     import time
 
     from rootless.cli.common import get_store
     from rootless.cli.table import print_table
-    from rootless.engine.containers import container_list, human_duration
+    from rootless.engine.containers import container_list
 
     rows = [r for r in container_list(get_store(ctx)) if all or r.running]
     now = time.time()
@@ -24,14 +26,47 @@ def ps(ctx: typer.Context,
         for r in rows:
             print(r.record.id if no_trunc else r.record.short_id)
         return
-    table = []
-    for r in rows:
-        command = r.record.command if no_trunc else _truncate(r.record.command, 20)
-        table.append([r.record.id if no_trunc else r.record.short_id, r.record.image_name,
-                      f'"{command}"', f"{human_duration(now - r.record.created)} ago",
-                      r.status(now), "", r.record.name])
-    print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-                table)
+    entries = [_ps_entry(r, now, no_trunc) for r in rows]
+    if format:
+        from rootless.cli.template import render_rows
+
+        if format.strip() == "table":
+            format = "table " + "\\t".join("{{." + key + "}}" for key in _PS_COLUMNS)
+        for line in render_rows(format, entries, _PS_HEADERS):
+            print(line)
+        return
+    print_table([_PS_HEADERS[key] for key in _PS_COLUMNS],
+                [[entry[key] for key in _PS_COLUMNS] for entry in entries])
+
+
+# Docker's names for the fields of a `ps` row, and the titles of their table columns.
+_PS_HEADERS = {
+    "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES",
+    "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+    "State": "STATE", "LocalVolumes": "LOCAL VOLUMES",
+}
+_PS_COLUMNS = ("ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names")
+
+
+def _ps_entry(row, now: float, no_trunc: bool) -> dict[str, str]:
+    """One `ps` row as Docker's --format sees it (all values strings, as in docker)."""
+    import time
+
+    from rootless.engine.containers import human_duration
+
+    record = row.record
+    command = record.command if no_trunc else _truncate(record.command, 20)
+    created = time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(record.created))
+    return {
+        "ID": record.id if no_trunc else record.short_id, "Image": record.image_name,
+        "Command": f'"{command}"', "CreatedAt": created,
+        "RunningFor": f"{human_duration(now - record.created)} ago",
+        "Status": row.status(now), "Ports": "", "Names": record.name, "Size": "",
+        "Labels": "", "Mounts": "", "Networks": "", "LocalVolumes": "0",
+        "State": "running" if row.running else
+                 "created" if record.state == "created" else "exited",
+    }
 
 
 def rm(ctx: typer.Context,

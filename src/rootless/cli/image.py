@@ -1,5 +1,6 @@
-"""`rootless image ...` (import, load, ls, rm, inspect) and the docker shortcuts
-`rootless images|rmi|load|import`. Thin: parse, call engine/images.py, render."""
+"""`rootless image ...` (import, load, ls, tag, history, prune, rm, inspect) and the
+docker shortcuts `rootless images|rmi|load|import|tag|history`. Thin: parse, call the
+engine (engine/images.py and its siblings), render (cli/image_views.py)."""
 
 from __future__ import annotations
 
@@ -51,25 +52,112 @@ def ls(ctx: typer.Context,
        all: bool = typer.Option(False, "-a", "--all", help="Show all images (there are no "
                                 "intermediate images yet)."),
        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image ids."),
-       no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate output.")
+       no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate output."),
+       digests: bool = typer.Option(False, "--digests", help="Show digests."),
+       filter: List[str] = typer.Option([], "-f", "--filter", metavar="FILTER",
+                                        help="dangling=true|false, reference=PATTERN, "
+                                             "before=IMAGE, since=IMAGE, label=KEY[=VALUE], "
+                                             "until=TIMESTAMP|DURATION."),
+       format: str = typer.Option("", "--format", help="A Go template, `table TEMPLATE`, "
+                                  "or `json` (one object per line).")
        ) -> None:
     """List images."""
     import time
 
+    from rootless.cli import image_views as views
     from rootless.cli.common import get_store
-    from rootless.cli.table import print_table
-    from rootless.engine.images import image_list
+    from rootless.engine.image_list import image_list
 
-    rows = image_list(get_store(ctx), reference)
-    ids = [r.id if no_trunc else r.id[7:19] for r in rows]
-    if quiet:
-        for image_id in dict.fromkeys(ids):
+    rows = image_list(get_store(ctx), reference, filter, digests)
+    if quiet and not format:
+        for image_id in dict.fromkeys(r.id if no_trunc else r.id[7:19] for r in rows):
             print(image_id)
         return
     now = time.time()
-    print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-                [[r.repository, r.tag, image_id, _ago(now, r.created), human_size(r.size)]
-                 for r, image_id in zip(rows, ids)])
+    default = views.IMAGE_TABLE_DIGESTS if digests else views.IMAGE_TABLE
+    views.print_rows(format or default, [views.image_entry(r, now, no_trunc) for r in rows],
+                     views.IMAGE_HEADERS)
+
+
+@app.command("tag")
+def tag(ctx: typer.Context,
+        source: Optional[str] = typer.Argument(None, metavar="SOURCE_IMAGE[:TAG]"),
+        target: Optional[str] = typer.Argument(None, metavar="TARGET_IMAGE[:TAG]")) -> None:
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    from rootless.cli.common import get_store
+    from rootless.engine.images import image_tag
+    from rootless.errors import UsageError
+
+    if source is None or target is None:  # typer does not enforce it outside standalone
+        raise UsageError('"tag" requires exactly 2 arguments: SOURCE_IMAGE TARGET_IMAGE')
+    image_tag(get_store(ctx), source, target)
+
+
+@app.command("history")
+def history(ctx: typer.Context,
+            image: Optional[str] = typer.Argument(None, metavar="IMAGE"),
+            human: str = typer.Option("true", "-H", "--human", is_flag=False,
+                                      flag_value="true", metavar="[=true|false]",
+                                      help="Print sizes and dates in human readable "
+                                           "format."),
+            no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate output."),
+            quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image ids."),
+            format: str = typer.Option("", "--format", help="A Go template, `table "
+                                       "TEMPLATE`, or `json` (one object per line).")
+            ) -> None:
+    """Show the history of an image."""
+    import time
+
+    from rootless.cli import image_views as views
+    from rootless.cli.common import get_store
+    from rootless.engine.image_history import image_history
+    from rootless.errors import UsageError
+
+    # -H takes an optional value (docker's `-H=false`); click gives `-H IMAGE` to it.
+    flag = views.parse_bool(human.removeprefix("="))
+    if flag is None and image is None:
+        image, flag = human, True
+    if image is None:
+        raise UsageError('"history" requires exactly 1 argument: IMAGE')
+    if flag is None:
+        raise UsageError(f"invalid value for -H/--human: {human.removeprefix('=')} "
+                         "(true or false)")
+    rows = image_history(get_store(ctx), image)
+    now = time.time()
+    entries = [views.history_entry(r, now, flag, no_trunc) for r in rows]
+    if not format:
+        format = "{{.ID}}" if quiet else \
+            views.HISTORY_TABLE if flag else views.HISTORY_TABLE_NON_HUMAN
+    views.print_rows(format, entries, views.HISTORY_HEADERS)
+
+
+@app.command("prune")
+def prune(ctx: typer.Context,
+          all: bool = typer.Option(False, "-a", "--all", help="Remove all unused images, "
+                                   "not just dangling ones."),
+          force: bool = typer.Option(False, "-f", "--force",
+                                     help="Do not prompt for confirmation."),
+          filter: List[str] = typer.Option([], "--filter", metavar="FILTER",
+                                           help="until=TIMESTAMP|DURATION, "
+                                                "label=KEY[=VALUE], label!=KEY[=VALUE].")
+          ) -> None:
+    """Remove unused images."""
+    from rootless.cli import image_views as views
+    from rootless.cli.common import get_store
+    from rootless.engine.image_list import parse_filters
+    from rootless.engine.prune import PRUNE_FILTERS, image_prune
+
+    parse_filters(filter, PRUNE_FILTERS)  # a bad filter fails before the question
+    if not force and not views.confirm(views.PRUNE_ALL_WARNING if all
+                                       else views.PRUNE_WARNING):
+        from rootless.errors import RootlessError
+
+        raise RootlessError("image prune has been cancelled")
+    report = image_prune(get_store(ctx), all, filter)
+    if report.lines:
+        print("Deleted Images:")
+        print("\n".join(report.lines) + "\n")
+    print(f"Total reclaimed space: {views.human_size(report.reclaimed, 4)}")
 
 
 @app.command("rm")
@@ -87,37 +175,50 @@ def rm(ctx: typer.Context,
 
 @app.command("inspect")
 def inspect(ctx: typer.Context,
-            images: List[str] = typer.Argument(..., metavar="IMAGE...")) -> None:
+            images: List[str] = typer.Argument(..., metavar="IMAGE..."),
+            format: str = typer.Option("", "--format", "-f",
+                                       help="A Go template, printed once per image.")) -> None:
     """Show details of images, as a JSON array."""
     import json
 
     from rootless.cli.common import get_store
     from rootless.engine.images import image_inspect
 
+    if format:
+        from rootless.cli.template import parse
+
+        template = parse(format)  # a bad template fails before any lookup, as in docker
+        for obj in image_inspect(get_store(ctx), images):
+            print(template.execute(obj))
+        return
     print(json.dumps(image_inspect(get_store(ctx), images), indent=4))
 
 
+@app.command("save")
+def save(ctx: typer.Context,
+         images: List[str] = typer.Argument(..., metavar="IMAGE..."),
+         output: Optional[str] = typer.Option(None, "-o", "--output", metavar="FILE",
+                                              help="Write to a file, instead of STDOUT."),
+         format: str = typer.Option("docker-archive", "--format",
+                                    help="docker-archive, oci-archive or oci-dir."),
+         multi: bool = typer.Option(False, "-m", "--multi-image-archive",
+                                    help="Accepted for podman: archives always hold "
+                                         "several images."),
+         quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress output.")
+         ) -> None:
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    from rootless.cli.common import get_store
+    from rootless.engine.save import image_save
+
+    image_save(get_store(ctx), images, output, format)
+
+
 def register_shortcuts(root: typer.Typer) -> None:
-    """docker's top-level spellings: images, rmi, load, import."""
+    """docker's top-level spellings: images, rmi, load, import, tag, history."""
     root.command("images", help="List images.")(ls)
+    root.command("tag", help="Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.")(tag)
+    root.command("history", help="Show the history of an image.")(history)
     root.command("rmi", help="Remove images.")(rm)
     root.command("load", help="Load images from an archive.")(load)
+    root.command("save", help="Save one or more images to a tar archive.")(save)
     root.command("import", help="Import a root filesystem tarball as an image.")(import_)
-
-
-def _ago(now: float, created: float | None) -> str:
-    if not created:
-        return "N/A"
-    from rootless.engine.containers import human_duration
-
-    return f"{human_duration(now - created)} ago"
-
-
-def human_size(size: float) -> str:
-    """go-units HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while size >= 999.5 and i < len(units) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{size:.3g}{units[i]}"

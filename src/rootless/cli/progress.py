@@ -64,10 +64,10 @@ class LayerProgress:
 
 def bar(done: int, total: int) -> str:
     """docker's `[=====>      ]  12.3MB/45.6MB`."""
-    from rootless.cli.image import human_size
+    from rootless.cli.image_views import human_size
 
     if total <= 0:
-        return human_size(done)
+        return human_size(done, 4)
     filled = min(BAR, BAR * done // total)
     arrow = "=" * filled + (">" if filled < BAR else "")
-    return f"[{arrow:<{BAR}}] {human_size(done):>8}/{human_size(total)}"
+    return f"[{arrow:<{BAR}}] {human_size(done, 4):>8}/{human_size(total, 4)}"

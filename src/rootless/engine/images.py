@@ -119,6 +119,7 @@ def image_load(store, source: str | None) -> list[str]:
     """`docker load`: every image of a docker-archive or OCI archive (a path, or stdin
     for None / '-'); gzip, bzip2, xz and zstd archives too. Returns, per image, its
     names as docker prints them, or its id when it has none."""
+    from rootless.engine.layer_unpack import unpack_parallel
     from rootless.image.transports.archive import archive_sources
     from rootless.image.transports.copy import copy_image
     from rootless.image.transports.storage import StoreDestination
@@ -134,7 +135,7 @@ def image_load(store, source: str | None) -> list[str]:
         loaded: list[str] = []
         with files.tar:
             for image in sources:
-                image_id = copy_image(image, StoreDestination(store))
+                image_id = copy_image(image, StoreDestination(store, unpack_parallel))
                 loaded += [_familiar(n) for n in image.names] or [image_id]
         return loaded
     finally:
@@ -142,6 +143,23 @@ def image_load(store, source: str | None) -> list[str]:
             plain.unlink(missing_ok=True)
         if spooled:
             path.unlink(missing_ok=True)
+
+
+def image_tag(store, source: str, target: str) -> str:
+    """`docker tag`: name the image `source` means `target` too, moving that name from
+    any image that had it (which keeps its other names, or is left dangling). Returns
+    the target as docker prints it."""
+    from rootless.image.reference import parse_reference
+
+    ref = parse_reference(target)
+    if ref.digest:
+        raise ImageError(f"refusing to create a tag with a digest reference: {target} "
+                         "(give REPOSITORY[:TAG])")
+    with store.lock():
+        image_id = image_lookup(store, source)
+        with store.db:
+            md.tag_set(store, str(ref), image_id)
+    return ref.familiar()
 
 
 def _tag_name(name: str) -> str:
@@ -225,33 +243,12 @@ def _uncompressed(store, path: Path, source: str) -> Path:
 
 # ---- list and inspect ----
 
-class ImageListRow(NamedTuple):
-    repository: str  # "<none>" for an untagged image
-    tag: str
-    id: str  # sha256:<hex>
-    created: float | None
-    size: int
+def image_list(store, reference: str | None = None):
+    """One row per tag, untagged images once; newest first (engine/image_list.py has
+    the filters and the digest rows)."""
+    from rootless.engine import image_list as listing
 
-
-def image_list(store, reference: str | None = None) -> list[ImageListRow]:
-    """One row per tag, untagged images once; newest first. `reference` (REPO[:TAG])
-    keeps the rows of that repository (and tag)."""
-    from rootless.image.reference import parse_reference
-
-    want = parse_reference(reference, default_tag=False) if reference else None
-    tags = md.tags_all(store)
-    rows = []
-    for image in md.images_all(store):
-        names = [parse_reference(n) for n in tags.get(image.id, [])]
-        if want:
-            names = [n for n in names if n.name == want.name and want.tag in (None, n.tag)]
-            if not names:
-                continue
-        for ref in names or [None]:
-            rows.append(ImageListRow(ref.familiar_name if ref else "<none>",
-                                     ref.tag if ref else "<none>", image.id,
-                                     image.created or image.added, image.size))
-    return rows
+    return listing.image_list(store, reference)
 
 
 def image_inspect(store, names: list[str]) -> list[dict[str, Any]]:

@@ -159,3 +159,17 @@ def containers_using(store, image_id: str) -> list[tuple[str, str]]:
     """(container id, name) of the containers created from the image."""
     return [(r[0], r[1]) for r in store.db.execute(
         "SELECT id, name FROM containers WHERE image_id=?", (image_id,))]
+
+
+def digests_all(store) -> dict[str, list[str]]:
+    """image id -> its repository digest names."""
+    result: dict[str, list[str]] = {}
+    for name, image_id in store.db.execute("SELECT name, image_id FROM digests ORDER BY name"):
+        result.setdefault(image_id, []).append(name)
+    return result
+
+
+def container_counts(store) -> dict[str, int]:
+    """image id -> how many containers were created from it."""
+    return dict(store.db.execute(
+        "SELECT image_id, COUNT(*) FROM containers GROUP BY image_id"))

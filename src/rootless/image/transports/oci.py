@@ -5,11 +5,14 @@
                      the annotation io.containerd.image.name (a full reference) or
                      org.opencontainers.image.ref.name (a reference, or a bare tag)
     blobs/sha256/<hex>
+
+OCISource reads one image of a layout (`load`); OCIDestination writes layouts (`save`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import BinaryIO
 
 from rootless.errors import ImageError
@@ -22,7 +25,7 @@ from rootless.image.manifest import (
     media_type_of,
     parse_index,
 )
-from rootless.image.transports.base import ImageSource
+from rootless.image.transports.base import ImageDestination, ImageSource
 from rootless.image.transports.files import blob_name
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -107,3 +110,82 @@ def entry_name(annotations: dict[str, str]) -> str | None:
         except ImageError:
             continue
     return None
+
+
+# ---- writing (save) ----
+
+class OCIDestination(ImageDestination):
+    """Writes images into an OCI layout (a tar or a directory, through a sink):
+    `copy_image` once per image into the same destination, then `finish`.
+
+        oci-layout            first, so a reader of a stream knows the format at once
+        blobs/sha256/<hex>    configs, layers as stored (compressed: digests kept),
+                              manifests; each once, however many images share it
+        index.json            last: one entry per name of each image, annotated with
+                              org.opencontainers.image.ref.name = the full reference
+                              (docker.io/library/busybox:latest), as `podman save`
+                              writes it: podman load names the image by it, and
+                              `skopeo ... oci-archive:FILE:NAME` matches NAME exactly;
+                              io.containerd.image.name the same, for containerd and
+                              Docker >= 25. An image saved without a name gets one
+                              entry with no annotation.
+
+    OCI manifests are written byte-exact (the manifest digest is kept). A Docker schema 2
+    manifest is rewritten with OCI media types, as containers/image does when it copies
+    into an OCI layout; the config is kept, so the image id is too.
+    """
+
+    description = "OCI layout"
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+        self.entries: list[Descriptor] = []
+        self.manifest_raw, self.manifest_type = b"", ""
+        self.sink.add_bytes("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        for name in ("blobs", "blobs/sha256"):
+            self.sink.add_dir(name)
+
+    def has_blob(self, desc: Descriptor) -> bool:
+        return self.sink.has(blob_name(desc.digest))
+
+    def put_blob(self, stream: BinaryIO, desc: Descriptor) -> None:
+        self.sink.put_verified(blob_name(desc.digest), stream, desc)
+
+    def put_manifest(self, raw: bytes, media_type: str) -> None:
+        self.manifest_raw, self.manifest_type = raw, media_type
+
+    def commit(self, names: list[str]) -> str:
+        from rootless.image.manifest import OCI_MANIFEST, parse_manifest
+
+        manifest = parse_manifest(self.manifest_raw, self.manifest_type)
+        raw = self.manifest_raw if manifest.media_type == OCI_MANIFEST else \
+            _as_oci(self.manifest_raw)
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        if not self.sink.has(blob_name(digest)):
+            self.sink.add_bytes(blob_name(digest), raw)
+        for name in names or [None]:
+            annotations = {REF_NAME: name, CONTAINERD_NAME: name} if name else {}
+            self.entries.append(Descriptor(OCI_MANIFEST, digest, len(raw), annotations))
+        return manifest.config.digest
+
+    def finish(self) -> None:
+        """Write index.json, after the last image."""
+        from rootless.image.manifest import OCI_INDEX
+
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                 "manifests": [entry.to_json() for entry in self.entries]}
+        self.sink.add_bytes("index.json", json.dumps(index).encode())
+
+
+def _as_oci(raw: bytes) -> bytes:
+    """A Docker schema 2 manifest with OCI media types (same config, same layers)."""
+    from rootless.image import manifest as m
+
+    types = {m.DOCKER_CONFIG: m.OCI_CONFIG, m.DOCKER_LAYER: m.OCI_LAYER,
+             m.DOCKER_LAYER_GZIP: m.OCI_LAYER_GZIP,
+             m.DOCKER_FOREIGN_GZIP: m.OCI_LAYER_ND + "+gzip"}
+    data = json.loads(raw)
+    data["mediaType"] = m.OCI_MANIFEST
+    for desc in [data["config"], *data["layers"]]:
+        desc["mediaType"] = types.get(desc.get("mediaType"), desc.get("mediaType"))
+    return json.dumps(data, separators=(",", ":")).encode()
