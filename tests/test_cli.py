@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from importlib.metadata import version
 
+import pytest
 from helpers import assert_error, has_subids, ok
 
 
@@ -80,3 +81,11 @@ def test_unwritable_store_is_one_line_naming_it(rootless, rootless_env, tmp_path
     assert result.returncode == 125
     assert result.stderr.count("\n") == 1 and str(locked / "store") in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["push"], ["image", "import"], ["tag"], ["history"],
+                                     ["image", "inspect"], ["save"]])
+def test_a_missing_required_argument_is_a_usage_error(rootless, command):
+    result = rootless(*command)
+    assert_error(result, 125)
+    assert "internal error" not in result.stderr
