@@ -157,3 +157,14 @@ def sh(rootless: Rootless, busybox: str):
                         timeout=timeout)
 
     return run_sh
+
+
+@pytest.fixture
+def fake():
+    """A small HTTP server playing a registry that misbehaves on purpose
+    (registry_server.FakeServer): routes are set by each test."""
+    from registry_server import FakeServer
+
+    server = FakeServer()
+    yield server
+    server.stop()

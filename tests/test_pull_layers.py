@@ -14,14 +14,7 @@ import time
 
 import pytest
 from helpers import PtySession, assert_error, cmdline_of, descendants_of, ok, wait_for
-from registry_server import FakeServer, TinyImage, isolate_registry_client, sha
-
-
-@pytest.fixture
-def fake():
-    server = FakeServer()
-    yield server
-    server.stop()
+from registry_server import TinyImage, isolate_registry_client, sha
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import MARKER, MARKER_PATH, assert_error, ok
-from registry_server import FakeServer, RegistryServer, TinyImage, isolate_registry_client
+from registry_server import RegistryServer, TinyImage, isolate_registry_client
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +91,12 @@ def test_push_reports_the_manifest_digest_and_repush_skips_layers(reg, busybox, 
     assert f"1: digest: {headers['Docker-Content-Digest']} size:" in out
 
 
-def test_push_of_several_layers_reports_each_layer_and_round_trips(reg, registry, tmp_path):
+def test_push_of_several_layers_reports_each_layer_and_round_trips(reg, registry, fake,
+                                                                  tmp_path):
     """Layers go up several at once; docker's lines name layers, never the config."""
-    image, fake = TinyImage(layer_count=4), FakeServer()
-    try:
-        image.serve(fake)
-        ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
-    finally:
-        fake.stop()
+    image = TinyImage(layer_count=4)
+    image.serve(fake)
+    ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
     ref = f"{registry.host}/rt/layers:1"
     out = ok(reg("push", "--tls-verify=false", f"{fake.host}/tiny:1", ref))
     layers = [d["digest"][7:19] for d in image.manifest_data["layers"]]

@@ -17,13 +17,6 @@ from registry_server import FakeServer, SilentServer, TinyImage, isolate_registr
 
 
 @pytest.fixture
-def fake():
-    server = FakeServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def reg(rootless, tmp_path):
     return isolate_registry_client(rootless, tmp_path, "3")
 
