@@ -133,7 +133,9 @@ class RegistryServer:
 class TokenServer:
     """The Docker token protocol: GET /token?service=S&scope=repository:NAME:ACTIONS with
     optional Basic credentials -> {"token", "expires_in"}. Anonymous callers get pull
-    only; USER/PASSWORD get what they ask; wrong credentials get 401."""
+    only; USER/PASSWORD get what they ask; wrong credentials get 401. The next
+    `expire_next` tokens are already expired when issued (while saying expires_in 300),
+    so the registry refuses them."""
 
     def __init__(self, workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -146,6 +148,7 @@ class TokenServer:
                              check=True, capture_output=True).stdout
         self.x5c = base64.b64encode(der).decode()
         self.requests: list[dict] = []
+        self.expire_next = 0
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -192,6 +195,9 @@ class TokenServer:
                         [a for a in actions.split(",") if a == "pull"]
                     access.append({"type": kind, "name": name, "actions": allowed})
                 now = int(time.time())
+                if outer.expire_next > 0:
+                    outer.expire_next -= 1
+                    now -= 7200  # issued two hours ago: long expired, past any leeway
                 token = outer.sign({"iss": ISSUER, "sub": user or "", "aud": SERVICE,
                                     "exp": now + 300, "nbf": now - 10, "iat": now,
                                     "jti": hashlib.sha256(os.urandom(8)).hexdigest(),

@@ -114,6 +114,21 @@ def test_token_anonymous_pull_and_token_reuse(reg, busybox, token, tmp_path):
     assert asked == [{"scope": ["repository:auth/anon:pull"], "user": None}]
 
 
+def test_a_token_the_registry_refuses_ends_the_pull_with_one_line_not_a_loop(
+        reg, busybox, token, tmp_path):
+    """An expired token straight from the token server: asked for once, refused, and
+    the pull ends as unauthorized with nothing in the store."""
+    ok(login(reg, token))
+    ref = f"{token.host}/auth/expired:1"
+    ok(reg("push", "--tls-verify=false", busybox, ref))
+    reg.env["ROOTLESS_ROOT"] = str(tmp_path / "store2")
+    before = len(token.tokens.requests)
+    token.tokens.expire_next = 5
+    assert_error(reg("pull", "--tls-verify=false", ref), 1, "unauthorized")
+    assert len(token.tokens.requests[before:]) == 1
+    assert ok(reg("images", "-q")) == ""
+
+
 def test_token_anonymous_push_is_refused(reg, busybox, token):
     """must not: an anonymous (pull-only) token is not enough to write."""
     assert_error(reg("push", "--tls-verify=false", busybox, f"{token.host}/auth/nope:1"),
