@@ -157,12 +157,17 @@ def test_an_unpacking_process_dies_with_its_parent(tmp_path):
         time.sleep(60)
         """)], stdout=subprocess.PIPE, text=True)
     worker = int(parent.stdout.readline())
-    wait_for(lambda: "layer_worker" in " ".join(cmdline_of(worker)))
-    time.sleep(0.3)  # past its start-up, blocked opening the FIFO
-    parent.kill()
-    parent.wait()
-    wait_for(lambda: not os.path.exists(f"/proc/{worker}") or
-             open(f"/proc/{worker}/stat").read().split(") ")[1].startswith("Z"), timeout=5)
+    try:
+        wait_for(lambda: "layer_worker" in " ".join(cmdline_of(worker)))
+        time.sleep(0.3)  # past its start-up, blocked opening the FIFO
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: not os.path.exists(f"/proc/{worker}") or
+                 open(f"/proc/{worker}/stat").read().split(") ")[1].startswith("Z"),
+                 timeout=5)
+    finally:
+        if "layer_worker" in " ".join(cmdline_of(worker)):
+            os.kill(worker, signal.SIGKILL)  # the test failed: leave nothing behind
 
 
 def test_a_layer_worker_whose_parent_is_already_gone_exits_at_once(tmp_path):

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import MARKER, MARKER_PATH, assert_error, ok
+from helpers import MARKER, MARKER_PATH, PtySession, assert_error, ok
 from registry_server import RegistryServer, TinyImage, isolate_registry_client
 
 
@@ -216,3 +216,12 @@ def test_a_bare_tls_verify_means_true_and_keeps_the_image_name(reg, busybox, reg
     ok(reg("push", "--tls-verify=false", busybox, ref))
     assert_error(reg("pull", "--tls-verify", ref), 1, "TLS failed")
     assert_error(reg("image", "pull", "--tls-verify", ref), 1, "TLS failed")
+
+
+def test_push_on_a_terminal_draws_a_bar_per_layer(reg, busybox, registry):
+    session = PtySession(reg, "push", "--tls-verify=false", busybox,
+                         f"{registry.host}/rt/tty:1")
+    assert session.wait() == 0
+    text = session.text()
+    assert "Pushing [" in text and "Pushed" in text
+    assert "digest: sha256:" in text

@@ -1,7 +1,8 @@
 """Per-layer progress, as docker prints it.
 
 On a terminal every layer keeps one line, rewritten in place as its state changes
-("Downloading [=====>     ]  12.3MB/45.6MB", "Extracting", "Pull complete"). Anywhere
+("Downloading [=====>     ]  12.3MB/45.6MB", "Extracting", "Pull complete"; "Pushing
+[==>  ] ...", "Pushed" for push). Anywhere
 else each state change is a line of its own and byte counts are not printed, so logs
 stay short. Updates come from several worker threads: one lock orders the writes, and
 byte counts redraw at most every REDRAW seconds per layer.
@@ -36,8 +37,8 @@ class LayerProgress:
         with self.lock:
             self._show(layer, f"{layer}: {text}")
 
-    def bytes(self, layer: str, done: int, total: int) -> None:
-        """Download progress; shown on a terminal only."""
+    def bytes(self, layer: str, done: int, total: int, verb: str = "Downloading") -> None:
+        """Transfer progress; shown on a terminal only."""
         if not self.tty:
             return
         now = time.monotonic()
@@ -45,7 +46,7 @@ class LayerProgress:
             if done < total and now - self.last_draw.get(layer, 0.0) < REDRAW:
                 return
             self.last_draw[layer] = now
-            self._show(layer, f"{layer}: Downloading {bar(done, total)}")
+            self._show(layer, f"{layer}: {verb} {bar(done, total)}")
 
     def _show(self, layer: str, text: str) -> None:
         if not self.tty or layer not in self.order:

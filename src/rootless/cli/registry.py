@@ -1,5 +1,5 @@
 """`rootless pull|push|login|logout|search` (and `image pull|push`): thin, over
-engine/registry.py. Progress is one line per layer event (docker's wording)."""
+engine/registry.py. Progress as docker prints it (cli/progress.py)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,6 @@ def _tls(value: Optional[str]) -> Optional[bool]:
     from rootless.errors import UsageError
 
     raise UsageError(f"invalid value {value!r} for --tls-verify (want true or false)")
-
-
-def _line(text: str) -> None:
-    """One whole line per write: layers report from several worker threads."""
-    import sys
-
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 def _tls_option():
@@ -87,8 +79,15 @@ def push(ctx: typer.Context,
     from rootless.cli.common import get_store
     from rootless.engine.registry import image_push
 
+    from rootless.cli.progress import LayerProgress
+
+    board = LayerProgress()
+
     def progress(event: str, text: str, done: int, total: int) -> None:
-        _line(f"{text}: {event}")
+        if event == "uploading":
+            board.bytes(text, done, total, "Pushing")
+        else:
+            board.status(text, event)
 
     result = image_push(get_store(ctx), name, destination, _tls(tls_verify),
                         None if quiet else progress)

@@ -168,6 +168,32 @@ class _Counting:
         self.report(self.count)
         return data
 
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> "_Counting":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _CountingSource:
+    """An image source whose layer streams report the bytes read ("uploading")."""
+
+    def __init__(self, source, progress: Progress | None) -> None:
+        self.source, self.progress = source, progress
+
+    def __getattr__(self, name: str):
+        return getattr(self.source, name)
+
+    def open_blob(self, desc):
+        stream = self.source.open_blob(desc)
+        if not self.progress or desc.media_type in CONFIG_TYPES:
+            return stream
+        short, progress = desc.digest[7:19], self.progress
+        return _Counting(stream, lambda n: progress("uploading", short, n, desc.size))
+
 
 def _tell(progress: Progress | None, event: str, text: str) -> None:
     if progress:
@@ -214,7 +240,8 @@ def image_push(store, name: str, destination: str | None = None,
                 word = f"Mounted from {dest.mounted[desc.digest]}"
             _tell(progress, word, desc.digest[7:19])
 
-        copy_image(source, dest, [str(ref)], tell, copy_blobs_concurrently)
+        copy_image(_CountingSource(source, progress), dest, [str(ref)], tell,
+                   copy_blobs_concurrently)
         raw, media_type = source.manifest()
         parse_manifest(raw, media_type)
         return PushResult(ref.familiar(), dest.digest, len(raw))
