@@ -203,3 +203,18 @@ def test_ctrl_c_stops_a_stalled_pull_at_once_and_leaves_no_image(reg, fake, stor
     assert time.monotonic() - started < 5
     assert b"Traceback" not in proc.stderr.read()
     assert ok(reg("images", "-q")) == ""
+
+
+def test_two_pulls_of_the_same_image_at_once_both_succeed_with_each_layer_once(
+        reg, fake, store):
+    image = TinyImage.tar_of({"big": bytes(20 << 20)})
+    TinyImage(tars=[image, TinyImage.tar_of({"b": b"b\n"}),
+                    TinyImage.tar_of({"c": bytes(10 << 20)})]).serve(fake)
+    procs = [reg.popen("pull", "-q", "--tls-verify=false", f"{fake.host}/tiny:1",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert len([p for p in (store / "layers").iterdir() if p.is_dir()]) == 3
+    assert len(ok(reg("images", "-q")).split()) == 1
+    assert not list((store / "tmp").iterdir())
