@@ -40,6 +40,15 @@ struct rl_mount_attr {
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
 #endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
@@ -78,6 +87,21 @@ int rl_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
                   const char *to_path, unsigned int flags)
 {
     return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
+}
+
+int rl_fsopen(const char *fstype, unsigned int flags)
+{
+    return (int)syscall(SYS_fsopen, fstype, flags);
+}
+
+int rl_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux)
+{
+    return (int)syscall(SYS_fsconfig, fd, cmd, key, value, aux);
+}
+
+int rl_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{
+    return (int)syscall(SYS_fsmount, fd, flags, attr_flags);
 }
 
 int rl_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,

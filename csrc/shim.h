@@ -15,6 +15,9 @@ int rl_mount_setattr(int dirfd, const char *path, unsigned int flags,
 int rl_open_tree(int dirfd, const char *path, unsigned int flags);
 int rl_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
                   const char *to_path, unsigned int flags);
+int rl_fsopen(const char *fstype, unsigned int flags);
+int rl_fsconfig(int fd, unsigned int cmd, const char *key, const char *value, int aux);
+int rl_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
 int rl_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
                uint64_t resolve);
 int rl_prctl(int option, unsigned long arg2, unsigned long arg3,

@@ -36,3 +36,22 @@ def test_system_info_says_overlay_and_why(rootless):
 def test_system_info_says_when_the_copy_is_forced(rootless, copy_env):
     out = ok(rootless("system", "info", env=copy_env))
     assert "rootfs: copy" in out and "ROOTLESS_ROOTFS" in out
+
+
+@pytest.mark.parametrize("strategy", ["overlay", "copy"])
+def test_an_image_of_a_hundred_layers_runs_with_every_layer_visible(
+        rootless, image_archives, tmp_path, strategy):
+    """Past the page-size limit of mount(2)'s overlay options (~37 layers under a
+    home-directory store): the overlay is built layer by layer with fsconfig."""
+    from test_image_load import Image, oci_archive
+    from test_layer_unpack import entry, tar_bytes
+
+    rootless.env["ROOTLESS_ROOTFS"] = strategy
+    layers = [image_archives.rootfs.read_bytes()]
+    layers += [tar_bytes(entry(f"layer{i}", data=f"{i}\n".encode())) for i in range(99)]
+    path = oci_archive(tmp_path / "many.tar",
+                       [(Image(layers), {"org.opencontainers.image.ref.name": "many:1"})])
+    ok(rootless("load", "-i", str(path)))
+    out = ok(rootless("run", "--rm", "many:1", "sh", "-c", "cat /layer0 /layer98; ls / | wc -l"))
+    lines = out.split()
+    assert lines[:2] == ["0", "98"] and int(lines[2]) >= 99

@@ -55,3 +55,12 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # close_range(2)
 CLOSE_RANGE_CLOEXEC = 1 << 2
+
+# the new mount API: fsopen(2), fsconfig(2), fsmount(2), move_mount(2)
+FSOPEN_CLOEXEC = 1
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 1
+MOVE_MOUNT_F_EMPTY_PATH = 4
+AT_FDCWD = -100

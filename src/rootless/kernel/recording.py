@@ -41,6 +41,22 @@ class RecordingSyscalls:
     def mount_setattr(self, dirfd, path, flags, attr_set, attr_clr=0):
         self._record("mount_setattr", dirfd, path, flags, attr_set, attr_clr)
 
+    def fsopen(self, fstype, flags=0):
+        self._record("fsopen", fstype, flags)
+        self._next_fd += 1
+        return self._next_fd
+
+    def fsconfig(self, fd, cmd, key=None, value=None, aux=0):
+        self._record("fsconfig", fd, cmd, key, value, aux)
+
+    def fsmount(self, fd, flags=0, attr_flags=0):
+        self._record("fsmount", fd, flags, attr_flags)
+        self._next_fd += 1
+        return self._next_fd
+
+    def move_mount(self, from_dirfd, from_path, to_dirfd, to_path, flags=0):
+        self._record("move_mount", from_dirfd, from_path, to_dirfd, to_path, flags)
+
     def openat2(self, dirfd, path, flags, mode, resolve):
         self._record("openat2", dirfd, path, flags, mode, resolve)
         self._next_fd += 1

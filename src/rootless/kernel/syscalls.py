@@ -22,6 +22,12 @@ class Syscalls(Protocol):
     def mount_setattr(self, dirfd: int, path: str, flags: int, attr_set: int,
                       attr_clr: int = 0) -> None: ...
     def openat2(self, dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int: ...
+    def fsopen(self, fstype: str, flags: int = 0) -> int: ...
+    def fsconfig(self, fd: int, cmd: int, key: str | None = None, value: str | None = None,
+                 aux: int = 0) -> None: ...
+    def fsmount(self, fd: int, flags: int = 0, attr_flags: int = 0) -> int: ...
+    def move_mount(self, from_dirfd: int, from_path: str, to_dirfd: int, to_path: str,
+                   flags: int = 0) -> None: ...
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
               arg5: int = 0) -> int: ...
     def capget(self) -> tuple[int, int, int]: ...
@@ -82,6 +88,20 @@ class RealSyscalls:
 
     def prctl(self, option, arg2=0, arg3=0, arg4=0, arg5=0) -> int:
         return _check(_lib()[1].rl_prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+    def fsopen(self, fstype, flags=0) -> int:
+        return _check(_lib()[1].rl_fsopen(fstype.encode(), flags), "fsopen")
+
+    def fsconfig(self, fd, cmd, key=None, value=None, aux=0) -> None:
+        _check(_lib()[1].rl_fsconfig(fd, cmd, _cstr(key), _cstr(value), aux), "fsconfig",
+               value)
+
+    def fsmount(self, fd, flags=0, attr_flags=0) -> int:
+        return _check(_lib()[1].rl_fsmount(fd, flags, attr_flags), "fsmount")
+
+    def move_mount(self, from_dirfd, from_path, to_dirfd, to_path, flags=0) -> None:
+        _check(_lib()[1].rl_move_mount(from_dirfd, from_path.encode(), to_dirfd,
+                                        to_path.encode(), flags), "move_mount", to_path)
 
     def capget(self) -> tuple[int, int, int]:
         ffi, lib = _lib()
