@@ -225,3 +225,13 @@ def test_push_on_a_terminal_draws_a_bar_per_layer(reg, busybox, registry):
     text = session.text()
     assert "Pushing [" in text and "Pushed" in text
     assert "digest: sha256:" in text
+
+
+def test_pull_prints_dockers_lines(reg, busybox, registry, tmp_path):
+    ref = pushed(reg, busybox, registry, "rt/words")  # no tag: latest
+    fresh_store(reg, tmp_path, "store2")
+    lines = ok(reg("pull", "--tls-verify=false", ref)).splitlines()
+    assert lines[:2] == ["Using default tag: latest", "latest: Pulling from rt/words"]
+    assert lines[-1] == f"{ref}:latest"
+    assert lines[-2] == f"Status: Downloaded newer image for {ref}:latest"
+    assert lines[-3].startswith("Digest: sha256:")

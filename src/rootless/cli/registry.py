@@ -40,9 +40,8 @@ def pull(ctx: typer.Context,
          tls_verify: Optional[str] = _tls_option()) -> None:
     """Download an image from a registry."""
     from rootless.cli.common import get_store
-    from rootless.engine.registry import image_pull
-
     from rootless.cli.progress import LayerProgress
+    from rootless.engine.registry import image_pull
 
     board = LayerProgress()
     words = {"exists": "Already exists", "pulling": "Pulling fs layer",
@@ -50,8 +49,8 @@ def pull(ctx: typer.Context,
              "complete": "Pull complete"}
 
     def progress(event: str, text: str, done: int, total: int) -> None:
-        if event == "start":
-            board.line(f"Pulling {text}")
+        if event == "start":  # docker's "latest: Pulling from library/busybox"
+            board.line(text)
         elif event == "digest":
             board.line(f"Digest: {text}")
         elif event == "downloading":
@@ -59,6 +58,8 @@ def pull(ctx: typer.Context,
         elif event in words:
             board.status(text, words[event])
 
+    if not quiet and not all_tags and _without_tag(name):
+        print("Using default tag: latest", flush=True)
     results = image_pull(get_store(ctx), name, all_tags, platform, _tls(tls_verify),
                          None if quiet else progress)
     for result in results:
@@ -66,6 +67,12 @@ def pull(ctx: typer.Context,
             state = "Downloaded newer image" if result.fetched else "Image is up to date"
             print(f"Status: {state} for {result.reference}")
         print(result.full)
+
+
+def _without_tag(name: str) -> bool:
+    """True if `name` gives neither a tag nor a digest (docker then says it uses latest)."""
+    last = name.rsplit("/", 1)[-1]
+    return "@" not in name and ":" not in last
 
 
 def push(ctx: typer.Context,

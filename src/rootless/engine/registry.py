@@ -86,7 +86,7 @@ def _pull_one(store, registry, ref, want, progress) -> PullResult:
     dest = StoreDestination(store, unpack_parallel)
     raw, media_type = source.manifest()
     manifest = parse_manifest(raw, media_type, f"manifest of {ref}")
-    _tell(progress, "start", ref.familiar())
+    _tell(progress, "start", f"{ref.digest or ref.tag}: Pulling from {ref.path}")
     missing = {d.digest for d in [manifest.config, *manifest.layers] if not dest.has_blob(d)}
     for desc in manifest.layers:
         _tell(progress, "pulling" if desc.digest in missing else "exists", desc.digest[7:19])
