@@ -110,4 +110,5 @@ async def _run_worker(store, job: LayerJob, tmp) -> LayerResult:
                          f"{done.returncode}{': ' + detail[-1] if detail else ''})") from None
     if "error" in report:
         raise _ERRORS.get(report.get("kind"), StoreError)(report["error"])
-    return LayerResult(report["diff_id"], report["size"], report["unapplied"])
+    return LayerResult(report["diff_id"], report["size"], report["unapplied"],
+                       {p: bytes.fromhex(v) for p, v in report["file_caps"].items()})

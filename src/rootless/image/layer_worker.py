@@ -8,7 +8,7 @@ on several cores at once, as `tar -x` pipelines do. The engine starts and limits
 processes (engine/layer_unpack.py); this module only runs image/layers.unpack_layer on
 the blob at BLOB into the existing empty directory DEST and reports on stdout, as one
 JSON object (it dies with PARENT_PID: a killed pull leaves no unpacker running):
-    {"diff_id": ..., "size": ..., "unapplied": {...}}                 exit 0
+    {"diff_id": ..., "size": ..., "unapplied": {...}, "file_caps": {path: hex}}  exit 0
     {"error": "one-line message", "kind": "ImageError"|"StoreError"}  exit 1
 """
 
@@ -35,7 +35,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"error": f"cannot unpack {what}: {e}", "kind": "StoreError"}))
         return 1
     print(json.dumps({"diff_id": result.diff_id, "size": result.size,
-                      "unapplied": result.unapplied_xattrs}))
+                      "unapplied": result.unapplied_xattrs,
+                      "file_caps": {p: v.hex() for p, v in result.file_caps.items()}}))
     return 0
 
 

@@ -42,8 +42,12 @@ What each kind of entry becomes:
 - fifos are made with mkfifo. Other entry types (sockets cannot be in tar; GNU volume
   headers, ...) are REFUSED.
 - extended attributes and ACLs in the tar (PAX SCHILY.xattr.*) are dropped: user.*
-  ones could forge overlay metadata (user.overlay.redirect...), and security.* ones
-  (file capabilities) cannot be set without privileges.
+  ones could forge overlay metadata (user.overlay.redirect...), and most security.*
+  ones cannot be set without privileges. File capabilities (security.capability on a
+  regular file) are the exception: they are returned in `file_caps`, and set after
+  unpacking from a user namespace whose root is this user (image/file_caps.py), so
+  the kernel keeps them as namespaced (v3) capabilities that take effect in
+  containers whose root is this user, as in rootless podman.
 
 Directory modes and times are applied last, deepest first, so an entry may be
 unpacked into a directory the tar makes read-only. The diff id (sha256 of the
@@ -62,6 +66,7 @@ from rootless.errors import ImageError, StoreError
 
 OVERRIDE_XATTR = "user.containers.override_stat"
 OPAQUE_XATTR = "user.overlay.opaque"
+CAPABILITY_PAX = "SCHILY.xattr.security.capability"
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _SETID = stat.S_ISUID | stat.S_ISGID
@@ -76,6 +81,8 @@ class LayerResult(NamedTuple):
     size: int  # bytes of regular-file content
     # xattrs the filesystem refused (no user xattrs): layer path -> {name: value}
     unapplied_xattrs: dict[str, dict[str, str]]
+    # security.capability of regular files, as in the tar: layer path -> raw value
+    file_caps: dict[str, bytes] = {}
 
 
 def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer") -> LayerResult:
@@ -111,7 +118,7 @@ def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer") -> LayerResu
         os.close(root_fd)
         ahead.close()
         raw.close(check=ok)
-    return LayerResult(hashing.digest, unpacker.size, unpacker.unapplied)
+    return LayerResult(hashing.digest, unpacker.size, unpacker.unapplied, unpacker.file_caps)
 
 
 def clean_name(name: str, what: str, entry: str | None = None) -> list[str]:
@@ -143,6 +150,7 @@ class _Unpacker:
         self.cache: dict[str, int] = {}  # parent path -> directory descriptor
         self.size = 0
         self.unapplied: dict[str, dict[str, str]] = {}
+        self.file_caps: dict[str, bytes] = {}
 
     def close(self) -> None:
         self._forget_dirs()
@@ -213,6 +221,7 @@ class _Unpacker:
         dirfd = self._parent(parts)
         name = parts[-1]
         path = "/".join(parts)
+        self.file_caps.pop(path, None)  # a later entry replaces the file
         if name.startswith(WHITEOUT_PREFIX):
             self._whiteout(dirfd, name, path)
         elif member.isreg():
@@ -248,6 +257,10 @@ class _Unpacker:
                     out.write(chunk)
             self.size += member.size
             self._set_meta(fd, path, member.mode, member.uid, member.gid, member.mtime)
+            cap = member.pax_headers.get(CAPABILITY_PAX)
+            if cap:
+                self.file_caps[path] = (cap if isinstance(cap, bytes)
+                                        else cap.encode("utf-8", "surrogateescape"))
         finally:
             os.close(fd)
 

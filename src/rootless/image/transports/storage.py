@@ -184,6 +184,10 @@ def layer_install(store, job: LayerJob, tmp, result: LayerResult) -> int:
         raise ImageError(f"layer {desc.digest[:19]}: its content (diff id "
                          f"{result.diff_id[:19]}) is not what the image config says "
                          f"({job.diff_id[:19]}): the image is corrupt")
+    if result.file_caps:
+        from rootless.image.file_caps import apply_file_caps
+
+        apply_file_caps(tmp, result.file_caps, f"layer {desc.digest[:19]}")
     with store.lock():
         size = layer_size(store, job.chain_id)
         if size is not None:
