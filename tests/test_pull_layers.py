@@ -104,7 +104,7 @@ def test_pull_on_a_terminal_redraws_one_line_per_layer_with_a_bar(reg, fake):
     session = PtySession(reg, "pull", "--tls-verify=false", f"{fake.host}/tiny:1")
     assert session.wait() == 0
     text = session.text()
-    assert "Downloading [" in text and "Pull complete" in text
+    assert "Downloading [" in text and "Extracting [" in text and "Pull complete" in text
     assert "\x1b[2A" in text  # back up over the second layer's line to redraw the first
     assert text.rstrip().endswith(f"{fake.host}/tiny:1")
 

@@ -45,8 +45,7 @@ def pull(ctx: typer.Context,
 
     board = LayerProgress()
     words = {"exists": "Already exists", "pulling": "Pulling fs layer",
-             "done": "Download complete", "extracting": "Extracting",
-             "complete": "Pull complete"}
+             "done": "Download complete", "complete": "Pull complete"}
 
     def progress(event: str, text: str, done: int, total: int) -> None:
         if event == "start":  # docker's "latest: Pulling from library/busybox"
@@ -55,6 +54,11 @@ def pull(ctx: typer.Context,
             board.line(f"Digest: {text}")
         elif event == "downloading":
             board.bytes(text, done, total)
+        elif event == "extracting":  # 0 bytes when it starts, then as it goes
+            if board.tty:
+                board.bytes(text, done, total, "Extracting")
+            elif done == 0:
+                board.status(text, "Extracting")
         elif event in words:
             board.status(text, words[event])
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Callable
 
 import trio
 
@@ -68,20 +69,25 @@ async def _unpack_all(store, jobs: list[LayerJob]) -> None:
 
 
 async def unpack_one(store, job: LayerJob, limiter: trio.CapacityLimiter,
-                     in_process: bool = False) -> int:
+                     in_process: bool = False, progress: Callable[[int], None] | None = None
+                     ) -> int:
     """Unpack one layer's blob (already in the store) in a worker process, or in a
-    thread of this one, and install it; its size. A layer another command installed
-    meanwhile is left as it is."""
+    thread of this one, and install it; its size. `progress` hears how many bytes of
+    the blob have been unpacked. A layer another command installed meanwhile is left
+    as it is."""
     size = layer_size(store, job.chain_id)
     if size is not None:
         return size
     async with limiter:
+        if progress:
+            progress(0)  # started: it may have waited for a free CPU
         tmp = layer_tmp(store)
         try:
             if in_process:
-                result = await trio.to_thread.run_sync(_unpack_here, store, job, tmp)
+                result = await trio.to_thread.run_sync(_unpack_here, store, job, tmp,
+                                                       progress)
             else:
-                result = await _run_worker(store, job, tmp)
+                result = await _run_worker(store, job, tmp, progress)
             # here, not in a thread: the store's SQLite connection is this thread's
             return layer_install(store, job, tmp, result)
         finally:
@@ -89,26 +95,70 @@ async def unpack_one(store, job: LayerJob, limiter: trio.CapacityLimiter,
                 await trio.to_thread.run_sync(remove_tree, tmp)
 
 
-def _unpack_here(store, job: LayerJob, tmp) -> LayerResult:
+def _unpack_here(store, job: LayerJob, tmp, progress) -> LayerResult:
+    from rootless.image.compression import Counting
     from rootless.image.layers import unpack_layer
 
     with open(blob_path(store, job.desc.digest), "rb") as stream:
-        return unpack_layer(stream, tmp, f"layer {job.desc.digest[:19]}")
+        counted = Counting(stream, progress, every=0.1) if progress else stream
+        return unpack_layer(counted, tmp, f"layer {job.desc.digest[:19]}")
 
 
-async def _run_worker(store, job: LayerJob, tmp) -> LayerResult:
+async def _run_worker(store, job: LayerJob, tmp, progress) -> LayerResult:
     what = f"layer {job.desc.digest[:19]}"
     command = [sys.executable, "-m", "rootless.image.layer_worker",
                str(blob_path(store, job.desc.digest)), str(tmp), what, str(os.getpid())]
-    done = await trio.run_process(command, capture_stdout=True, capture_stderr=True,
-                                  check=False)
+    lines, errors, code = await _run_reporting(command, progress)
     try:
-        report = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        report = json.loads(lines[-1])
     except (ValueError, IndexError):
-        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        detail = errors.decode(errors="replace").strip().splitlines()
         raise StoreError(f"cannot unpack {what}: the unpacking process failed (exit "
-                         f"{done.returncode}{': ' + detail[-1] if detail else ''})") from None
+                         f"{code}{': ' + detail[-1] if detail else ''})") from None
     if "error" in report:
         raise _ERRORS.get(report.get("kind"), StoreError)(report["error"])
     return LayerResult(report["diff_id"], report["size"], report["unapplied"],
                        {p: bytes.fromhex(v) for p, v in report["file_caps"].items()})
+
+
+async def _run_reporting(command: list[str], progress) -> tuple[list[bytes], bytes, int]:
+    """Run a worker: pass its {"progress": N} lines to `progress` as they come; return
+    its other stdout lines, its stderr and its exit code. Cancelled, it is killed."""
+    import subprocess
+
+    lines: list[bytes] = []
+    errors = bytearray()
+    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE)
+    try:
+        async def read_errors() -> None:
+            async for chunk in process.stderr:
+                errors.extend(chunk)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_errors)
+            pending = b""
+            async for chunk in process.stdout:
+                *complete, pending = (pending + chunk).split(b"\n")
+                for line in complete:
+                    _take_line(line, lines, progress)
+            if pending:
+                _take_line(pending, lines, progress)
+        code = await process.wait()
+    finally:
+        if process.returncode is None:  # cancelled or failed: the worker goes too
+            process.kill()
+            with trio.CancelScope(shield=True):
+                await process.wait()
+        for pipe in (process.stdout, process.stderr):
+            with trio.CancelScope(shield=True):
+                await pipe.aclose()
+    return lines, bytes(errors), code
+
+
+def _take_line(line: bytes, lines: list[bytes], progress) -> None:
+    if line.startswith(b'{"progress": '):
+        if progress:
+            progress(json.loads(line)["progress"])
+    elif line.strip():
+        lines.append(line)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from rootless.errors import ImageError, UsageError
+from rootless.image.compression import Counting
 from rootless.image.manifest import CONFIG_TYPES
 
 PARALLEL_BLOBS = 4
@@ -129,8 +130,9 @@ async def _fetch_and_unpack(store, source, dest, jobs, missing: set[str], progre
                                           limiter=fetch_limiter, abandon_on_cancel=True)
             fetched[digest].set()
         if layer_size_of(store, job) is None:
-            _tell(progress, "extracting", short)
-            await unpack_one(store, job, unpack_slots, in_process=to_unpack == 1)
+            await unpack_one(store, job, unpack_slots, in_process=to_unpack == 1,
+                             progress=progress and (lambda n: progress(
+                                 "extracting", short, n, job.desc.size)))
             _tell(progress, "complete", short)
         elif digest in missing:
             _tell(progress, "complete", short)
@@ -150,32 +152,10 @@ def _fetch(source, dest, desc, progress) -> None:
     short = desc.digest[7:19]
     with source.open_blob(desc) as stream:
         if progress and desc.media_type not in CONFIG_TYPES:
-            stream = _Counting(stream, lambda n: progress("downloading", short, n, desc.size))
+            stream = Counting(stream, lambda n: progress("downloading", short, n, desc.size))
         dest.put_blob(stream, desc)
     if desc.media_type not in CONFIG_TYPES:
         _tell(progress, "done", short)
-
-
-class _Counting:
-    """A stream that reports how many bytes have been read through it."""
-
-    def __init__(self, stream, report) -> None:
-        self.stream, self.report, self.count = stream, report, 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.stream.read(n)
-        self.count += len(data)
-        self.report(self.count)
-        return data
-
-    def close(self) -> None:
-        self.stream.close()
-
-    def __enter__(self) -> "_Counting":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class _CountingSource:
@@ -192,7 +172,7 @@ class _CountingSource:
         if not self.progress or desc.media_type in CONFIG_TYPES:
             return stream
         short, progress = desc.digest[7:19], self.progress
-        return _Counting(stream, lambda n: progress("uploading", short, n, desc.size))
+        return Counting(stream, lambda n: progress("uploading", short, n, desc.size))
 
 
 def _tell(progress: Progress | None, event: str, text: str) -> None:

@@ -73,6 +73,35 @@ class Hashing:
         return "sha256:" + self.sha256.hexdigest()
 
 
+class Counting:
+    """Reports how many bytes have been read through it: `report(count)` after each
+    read, or at most every `every` seconds (and at the end) when given."""
+
+    def __init__(self, stream, report, every: float = 0.0) -> None:
+        import time
+
+        self.stream, self.report, self.every = stream, report, every
+        self.count, self.clock, self.last = 0, time.monotonic, 0.0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.count += len(data)
+        now = self.clock()
+        if not data or now - self.last >= self.every:
+            self.last = now
+            self.report(self.count)
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> "Counting":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class ReadAhead:
     """Reads `inner` in a thread of its own, up to DEPTH blocks ahead of the consumer.
     Decompression and hashing release the GIL, so a layer's bytes are inflated and

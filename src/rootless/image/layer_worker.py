@@ -7,7 +7,8 @@ GIL for much of its time; a process per layer lets several layers of one image u
 on several cores at once, as `tar -x` pipelines do. The engine starts and limits these
 processes (engine/layer_unpack.py); this module only runs image/layers.unpack_layer on
 the blob at BLOB into the existing empty directory DEST and reports on stdout, as one
-JSON object (it dies with PARENT_PID: a killed pull leaves no unpacker running):
+JSON object (it dies with PARENT_PID: a killed pull leaves no unpacker running),
+after lines {"progress": BYTES} (of the blob read so far, ten a second at most):
     {"diff_id": ..., "size": ..., "unapplied": {...}, "file_caps": {path: hex}}  exit 0
     {"error": "one-line message", "kind": "ImageError"|"StoreError"}  exit 1
 """
@@ -21,13 +22,15 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     from rootless.errors import RootlessError
+    from rootless.image.compression import Counting
     from rootless.image.layers import unpack_layer
 
     blob, dest, what, parent = argv
     _die_with_parent(int(parent))
     try:
         with open(blob, "rb") as stream:
-            result = unpack_layer(stream, Path(dest), what)
+            counted = Counting(stream, _report_progress, every=0.1)
+            result = unpack_layer(counted, Path(dest), what)
     except RootlessError as e:
         print(json.dumps({"error": str(e), "kind": type(e).__name__}))
         return 1
@@ -38,6 +41,10 @@ def main(argv: list[str]) -> int:
                       "unapplied": result.unapplied_xattrs,
                       "file_caps": {p: v.hex() for p, v in result.file_caps.items()}}))
     return 0
+
+
+def _report_progress(count: int) -> None:
+    print(json.dumps({"progress": count}), flush=True)
 
 
 def _die_with_parent(parent: int) -> None:
