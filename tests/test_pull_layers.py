@@ -218,3 +218,16 @@ def test_two_pulls_of_the_same_image_at_once_both_succeed_with_each_layer_once(
     assert len([p for p in (store / "layers").iterdir() if p.is_dir()]) == 3
     assert len(ok(reg("images", "-q")).split()) == 1
     assert not list((store / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_layers_of_every_compression_unpack_in_worker_processes(reg, fake, store,
+                                                                 compression):
+    import shutil
+
+    if compression == "zstd" and not shutil.which("zstd"):
+        pytest.skip("no zstd program")
+    TinyImage(b"packed\n", compression, layer_count=3).serve(fake)
+    ok(reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1"))
+    assert layer_files(store) == {"hello": b"packed\n", "hello1": b"packed\n",
+                                  "hello2": b"packed\n"}

@@ -92,6 +92,11 @@ class Counting:
             self.report(self.count)
         return data
 
+    def __getattr__(self, name: str):
+        # fileno, seekable, seek: the zstd program reads the file itself (then the
+        # count stops, and progress with it; the unpack does not)
+        return getattr(self.stream, name)
+
     def close(self) -> None:
         self.stream.close()
 
