@@ -77,6 +77,15 @@ def test_digests_column_none_without_a_repo_digest(rootless, busybox):
     assert row.split()[2] == "<none>"
 
 
+def test_digests_adds_a_digest_column_to_a_custom_table(rootless, busybox):
+    header, row = ok(rootless("images", "--digests", "--format",
+                              "table {{.Repository}}\t{{.Tag}}")).splitlines()
+    assert header.split() == ["REPOSITORY", "TAG", "DIGEST"]
+    assert row.split() == ["busybox", "latest", "<none>"]
+    plain = ok(rootless("images", "--digests", "--format", "{{.Repository}}")).splitlines()
+    assert plain == ["busybox"]  # not a table: left as written
+
+
 def test_digests_column_shows_the_repositorys_digest(rootless, busybox, rootless_env):
     image = json.loads(ok(rootless("image", "inspect", "busybox")))[0]["Id"]
     digest = "sha256:" + "d" * 64

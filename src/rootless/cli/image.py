@@ -75,6 +75,8 @@ def ls(ctx: typer.Context,
         return
     now = time.time()
     default = views.IMAGE_TABLE_DIGESTS if digests else views.IMAGE_TABLE
+    if digests and format.startswith("table") and "{{.Digest}}" not in format:
+        format += "\t{{.Digest}}"  # docker adds the column to a table without it
     views.print_rows(format or default, [views.image_entry(r, now, no_trunc) for r in rows],
                      views.IMAGE_HEADERS)
 
