@@ -115,9 +115,32 @@ def test_rm_of_image_used_by_container_conflicts(rootless, busybox, rootless_env
                          "(?, 'c1', ?, 'exited')", ("c" * 64, image_id))
     assert_error(rootless("image", "rm", "busybox"), 1, "conflict: unable to remove "
                  'repository reference "busybox"', "container cccccccccccc")
-    assert ok(rootless("image", "rm", "-f", "busybox")) == "Untagged: busybox:latest\n"
-    # the stopped container still has its image, untagged, and its layers
-    assert ok(rootless("images", "-q", "--no-trunc")).strip() == image_id
+    assert ok(rootless("image", "rm", "-f", "busybox")) == \
+        f"Untagged: busybox:latest\nDeleted: {image_id}\n"
+    # as docker: gone for every command; the stopped container keeps its layers
+    assert ok(rootless("images", "-q", "--no-trunc")) == ""
+    assert_error(rootless("image", "inspect", image_id), 1, "no such image")
+
+
+def test_forced_rmi_keeps_a_stopped_containers_layers_until_it_is_removed(
+        rootless, busybox, store, image_archives):
+    ok(rootless("run", "--name", "keeper", busybox, "true"))
+    ok(rootless("rmi", "-f", busybox))
+    layers = [p for p in (store / "layers").iterdir() if p.is_dir()]
+    assert layers and ok(rootless("images", "-q")) == ""
+    ok(rootless("rm", "keeper"))
+    assert not [p for p in (store / "layers").iterdir() if p.is_dir()]
+    assert not list((store / "blobs" / "sha256").iterdir())
+
+
+def test_loading_a_forced_removed_image_again_brings_it_back(
+        rootless, busybox, image_archives):
+    ok(rootless("run", "--name", "keeper", busybox, "true"))
+    ok(rootless("rmi", "-f", busybox))
+    ok(rootless("load", "-i", str(image_archives.oci)))
+    assert ok(rootless("images", "--format", "{{.Repository}}:{{.Tag}}")) == "busybox:latest\n"
+    ok(rootless("rm", "keeper"))
+    assert ok(rootless("run", "--rm", busybox, "true")) == ""
 
 
 def test_help_lists_the_image_commands(rootless):

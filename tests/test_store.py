@@ -107,6 +107,27 @@ def test_a_version_1_store_gains_the_finished_column(tmp_path):
     assert columns[-1] == "finished"
 
 
+def test_a_version_2_store_keeps_its_images_and_gains_the_removed_column(tmp_path):
+    import sqlite3 as sq
+
+    from rootless.store import Store
+    from rootless.store import metadata as md
+
+    root = tmp_path / "old"
+    root.mkdir()
+    db = sq.connect(root / "state.db")
+    db.executescript("CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version VALUES (2);"
+                     "CREATE TABLE images (id TEXT PRIMARY KEY, config TEXT NOT NULL, "
+                     "manifest_digest TEXT, manifest_type TEXT, layers TEXT NOT NULL, "
+                     "created REAL, added REAL NOT NULL, size INTEGER NOT NULL DEFAULT 0);"
+                     "INSERT INTO images VALUES ('sha256:x', '{}', NULL, NULL, '[]', 1, 2, 3);")
+    db.close()
+    store = Store.open(root)
+    (image,) = md.images_listed(store)
+    assert image.id == "sha256:x" and image.size == 3 and image.removed is False
+
+
 def test_container_names_are_unique(store):
     with store.db:
         store.db.execute("INSERT INTO containers (id, name) VALUES ('a' , 'x')")

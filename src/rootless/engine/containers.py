@@ -102,9 +102,16 @@ def container_set_state(store, container_id: str, state: str, pid: int | None = 
 
 
 def container_remove(store, container_id: str) -> None:
+    row = store.db.execute("SELECT image_id FROM containers WHERE id=?",
+                           (container_id,)).fetchone()
     with store.db:
         store.db.execute("DELETE FROM containers WHERE id=?", (container_id,))
     remove_tree(container_dir(store, container_id))
+    if row and store.db.execute("SELECT 1 FROM images WHERE id=? AND removed=1",
+                                (row[0],)).fetchone():
+        from rootless.engine.images import image_release
+
+        image_release(store, row[0])  # its image was `rmi -f`'d: this was the last user?
 
 
 def remove_tree(path: Path) -> None:

@@ -39,7 +39,7 @@ class DiskUsage(NamedTuple):
 def disk_usage(store) -> DiskUsage:
     from rootless.engine.containers import container_dir, container_list
 
-    images = md.images_all(store)
+    images = md.images_listed(store)
     layer_sizes = {layer.chain_id: layer.size for layer in md.layers_all(store)}
     users: dict[str, int] = {}
     for image in images:

@@ -188,7 +188,7 @@ def image_list(store, reference: str | None = None, filters: Iterable[str] = (),
     tags, repo_digests = md.tags_all(store), md.digests_all(store)
     counts = md.container_counts(store)
     rows: list[ImageListRow] = []
-    for image in md.images_all(store):
+    for image in md.images_listed(store):
         config = config_of(image)
         if not keep_image(image, config):
             continue

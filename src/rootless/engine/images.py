@@ -56,7 +56,8 @@ def _lookup(store, name: str) -> tuple[str, bool]:
     hexpart = name[7:] if name.startswith("sha256:") else name
     is_hex = bool(hexpart) and all(c in "0123456789abcdef" for c in hexpart)
     if is_hex and len(hexpart) == 64:
-        if md.image_get(store, "sha256:" + hexpart) is not None:
+        row = md.image_get(store, "sha256:" + hexpart)
+        if row is not None and not row.removed:
             return "sha256:" + hexpart, False
         raise NotFoundError(f"no such image: {name}")
     if not name.startswith("sha256:"):
@@ -320,9 +321,21 @@ def _remove_one(store, name: str, force: bool) -> list[str]:
         raise ConflictError(f"conflict: unable to delete {short} (must be forced) - image is "
                             f"being used by stopped container {users[0][0][:12]}")
     lines = _untag(store, tags + md.digests_of(store, image_id))
-    if not users:
-        lines += _delete_image(store, image_id)
-    return lines
+    if users:  # as docker: gone for every command; its stopped containers keep its layers
+        with store.db:
+            md.image_mark_removed(store, image_id)
+        return lines + [f"Deleted: {image_id}"]
+    return lines + _delete_image(store, image_id)
+
+
+def image_release(store, image_id: str) -> list[str]:
+    """After a container is removed: delete its image if `rmi -f` had removed it and no
+    other container uses it any more (docker deleted it then; we kept its layers)."""
+    with store.lock():
+        row = md.image_get(store, image_id)
+        if row is None or not row.removed or _containers_using(store, image_id):
+            return []
+        return _delete_image(store, image_id)
 
 
 def _normalised(name: str) -> str:

@@ -28,7 +28,7 @@ def image_prune(store, all_images: bool = False, filters: Iterable[str] = ()) ->
         keep = image_predicate(store, spec)
         sizes = {layer.chain_id: layer.size for layer in md.layers_all(store)}
         in_use = set(md.container_counts(store))
-        for image in md.images_all(store):
+        for image in md.images_listed(store):
             names = md.tags_of(store, image.id) + md.digests_of(store, image.id)
             if image.id in in_use or (names and not all_images):
                 continue

@@ -21,6 +21,7 @@ class ImageRow(NamedTuple):
     created: float | None
     added: float
     size: int
+    removed: bool = False  # see images.removed in store/schema.py
 
 
 class LayerRow(NamedTuple):
@@ -34,12 +35,13 @@ class LayerRow(NamedTuple):
     added: float
 
 
-_IMAGE_COLUMNS = "id, config, manifest_digest, manifest_type, layers, created, added, size"
+_IMAGE_COLUMNS = ("id, config, manifest_digest, manifest_type, layers, created, added, size, "
+                  "removed")
 
 
 def _image(row) -> ImageRow:
     return ImageRow(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6],
-                    row[7])
+                    row[7], bool(row[8]))
 
 
 def layer_dir(store, chain_id: str) -> Path:
@@ -83,8 +85,14 @@ def layers_all(store) -> list[LayerRow]:
 
 def image_add(store, image: ImageRow) -> None:
     store.db.execute(f"INSERT OR IGNORE INTO images ({_IMAGE_COLUMNS}) VALUES"
-                     " (?,?,?,?,?,?,?,?)",
-                     (*image[:4], json.dumps(image.layers), *image[5:]))
+                     " (?,?,?,?,?,?,?,?,?)",
+                     (*image[:4], json.dumps(image.layers), *image[5:8], int(image.removed)))
+    # the same image again (pull, load) brings back one that `rmi -f` had removed
+    store.db.execute("UPDATE images SET removed=0 WHERE id=?", (image.id,))
+
+
+def image_mark_removed(store, image_id: str) -> None:
+    store.db.execute("UPDATE images SET removed=1 WHERE id=?", (image_id,))
 
 
 def image_get(store, image_id: str) -> ImageRow | None:
@@ -96,13 +104,19 @@ def image_get(store, image_id: str) -> ImageRow | None:
 def image_ids_with_prefix(store, prefix: str, limit: int = 2) -> list[str]:
     """Ids starting with `prefix` ("sha256:<hex prefix>"), at most `limit`."""
     return [r[0] for r in store.db.execute(
-        "SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+        "SELECT id FROM images WHERE id >= ? AND id < ? AND removed=0 ORDER BY id LIMIT ?",
         (prefix, prefix + "\uffff", limit))]
 
 
 def images_all(store) -> list[ImageRow]:
+    """Every image row, removed ones too (their layers are still in use)."""
     return [_image(r) for r in store.db.execute(
         f"SELECT {_IMAGE_COLUMNS} FROM images ORDER BY created DESC, added DESC")]
+
+
+def images_listed(store) -> list[ImageRow]:
+    """The images commands show and act on: not removed."""
+    return [image for image in images_all(store) if not image.removed]
 
 
 def image_delete(store, image_id: str) -> None:

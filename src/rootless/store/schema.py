@@ -24,7 +24,9 @@ CREATE TABLE IF NOT EXISTS images (
     layers TEXT NOT NULL,           -- JSON list of chain ids, lowest first
     created REAL,                   -- the config's `created`, seconds since the epoch
     added REAL NOT NULL,            -- when it entered this store
-    size INTEGER NOT NULL DEFAULT 0 -- bytes of file content in its layers
+    size INTEGER NOT NULL DEFAULT 0, -- bytes of file content in its layers
+    removed INTEGER NOT NULL DEFAULT 0 -- `rmi -f`'d while stopped containers use it:
+                                       -- gone for every command, kept for their layers
 );
 
 CREATE TABLE IF NOT EXISTS tags (
@@ -78,6 +80,7 @@ def _add_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> N
 # CREATE ... IF NOT EXISTS leaves existing tables as they are.
 UPGRADES = {
     1: lambda db: _add_column(db, "containers", "finished", "REAL"),
+    2: lambda db: _add_column(db, "images", "removed", "INTEGER NOT NULL DEFAULT 0"),
 }
 
 

@@ -25,7 +25,7 @@ from rootless.errors import StoreError
 from rootless.kernel.procs import pid_alive
 
 SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp")
-SCHEMA_VERSION = 2  # of state.db (2: containers.finished); store/schema.py creates and upgrades it
+SCHEMA_VERSION = 3  # of state.db (2: containers.finished, 3: images.removed); store/schema.py creates and upgrades it
 
 
 def default_root() -> Path:
