@@ -128,6 +128,9 @@ def test_forced_rmi_keeps_a_stopped_containers_layers_until_it_is_removed(
     ok(rootless("rmi", "-f", busybox))
     layers = [p for p in (store / "layers").iterdir() if p.is_dir()]
     assert layers and ok(rootless("images", "-q")) == ""
+    # ps shows the image's short id once its name no longer means it, as docker
+    shown = ok(rootless("ps", "-a", "--format", "{{.Image}}")).strip()
+    assert len(shown) == 12 and all(c in "0123456789abcdef" for c in shown)
     ok(rootless("rm", "keeper"))
     assert not [p for p in (store / "layers").iterdir() if p.is_dir()]
     assert not list((store / "blobs" / "sha256").iterdir())
@@ -136,6 +139,7 @@ def test_forced_rmi_keeps_a_stopped_containers_layers_until_it_is_removed(
 def test_loading_a_forced_removed_image_again_brings_it_back(
         rootless, busybox, image_archives):
     ok(rootless("run", "--name", "keeper", busybox, "true"))
+    assert ok(rootless("ps", "-a", "--format", "{{.Image}}")) == "busybox:latest\n"
     ok(rootless("rmi", "-f", busybox))
     ok(rootless("load", "-i", str(image_archives.oci)))
     assert ok(rootless("images", "--format", "{{.Repository}}:{{.Tag}}")) == "busybox:latest\n"

@@ -18,15 +18,16 @@ def ps(ctx: typer.Context,
 
     from rootless.cli.common import get_store
     from rootless.cli.table import print_table
-    from rootless.engine.containers import container_list
+    from rootless.engine.containers import container_list, image_shown
 
-    rows = [r for r in container_list(get_store(ctx)) if all or r.running]
+    store = get_store(ctx)
+    rows = [r for r in container_list(store) if all or r.running]
     now = time.time()
     if quiet:
         for r in rows:
             print(r.record.id if no_trunc else r.record.short_id)
         return
-    entries = [_ps_entry(r, now, no_trunc) for r in rows]
+    entries = [_ps_entry(r, now, no_trunc, image_shown(store, r.record)) for r in rows]
     if format:
         from rootless.cli.template import render_rows
 
@@ -49,7 +50,7 @@ _PS_HEADERS = {
 _PS_COLUMNS = ("ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names")
 
 
-def _ps_entry(row, now: float, no_trunc: bool) -> dict[str, str]:
+def _ps_entry(row, now: float, no_trunc: bool, image: str) -> dict[str, str]:
     """One `ps` row as Docker's --format sees it (all values strings, as in docker)."""
     import time
 
@@ -59,7 +60,7 @@ def _ps_entry(row, now: float, no_trunc: bool) -> dict[str, str]:
     command = record.command if no_trunc else _truncate(record.command, 20)
     created = time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(record.created))
     return {
-        "ID": record.id if no_trunc else record.short_id, "Image": record.image_name,
+        "ID": record.id if no_trunc else record.short_id, "Image": image,
         "Command": f'"{command}"', "CreatedAt": created,
         "RunningFor": f"{human_duration(now - record.created)} ago",
         "Status": row.status(now), "Ports": "", "Names": record.name, "Size": "",

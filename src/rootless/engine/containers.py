@@ -165,6 +165,20 @@ def container_list(store) -> list[ContainerRow]:
             for r in rows]
 
 
+def image_shown(store, record: ContainerRecord) -> str:
+    """What `ps` prints as a container's image: the name it was run with while that
+    name still means the same image, else the image's short id (docker's rule)."""
+    from rootless.engine.images import image_lookup
+    from rootless.errors import RootlessError
+
+    try:
+        if image_lookup(store, record.image_name) == record.image_id:
+            return record.image_name
+    except RootlessError:
+        pass
+    return record.image_id[7:19]
+
+
 def containers_remove(store, refs: list[str], force: bool) -> list[str]:
     """`rm`: refuse a running container unless forced (which kills it first)."""
     import signal
