@@ -11,9 +11,11 @@ more than it would save.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import sys
+from contextlib import asynccontextmanager
 from typing import Callable
 
 import trio
@@ -47,8 +49,52 @@ def run_unwrapped(async_fn, *args):
         raise first from None
 
 
-def unpack_limiter() -> trio.CapacityLimiter:
-    return trio.CapacityLimiter(max(1, len(os.sched_getaffinity(0))))
+class LargestFirst:
+    """`slots` places, given to the largest waiting job first: the image is ready when
+    its slowest layer is, so a big layer whose blob arrives last must not queue behind
+    small ones. A slot a task releases passes straight to the next one."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.waiting: list[list] = []  # heap of [-size, arrival, event]
+        self.arrivals = 0
+
+    @asynccontextmanager
+    async def slot(self, size: int):
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+        else:
+            await self._wait(size)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _wait(self, size: int) -> None:
+        event = trio.Event()
+        entry = [-size, self.arrivals, event]
+        self.arrivals += 1
+        heapq.heappush(self.waiting, entry)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():  # given the slot as it was cancelled: hand it on
+                self._release()
+            else:
+                self.waiting.remove(entry)
+                heapq.heapify(self.waiting)
+            raise
+
+    def _release(self) -> None:
+        if self.waiting:
+            heapq.heappop(self.waiting)[2].set()
+        else:
+            self.free += 1
+
+
+def unpack_limiter() -> LargestFirst:
+    """One unpacking slot per CPU this process may use."""
+    return LargestFirst(max(1, len(os.sched_getaffinity(0))))
 
 
 def unpack_parallel(store, jobs: list[LayerJob]) -> list[int]:
@@ -68,7 +114,7 @@ async def _unpack_all(store, jobs: list[LayerJob]) -> None:
             nursery.start_soon(unpack_one, store, job, limiter)
 
 
-async def unpack_one(store, job: LayerJob, limiter: trio.CapacityLimiter,
+async def unpack_one(store, job: LayerJob, limiter: LargestFirst,
                      in_process: bool = False, progress: Callable[[int], None] | None = None
                      ) -> int:
     """Unpack one layer's blob (already in the store) in a worker process, or in a
@@ -78,7 +124,7 @@ async def unpack_one(store, job: LayerJob, limiter: trio.CapacityLimiter,
     size = layer_size(store, job.chain_id)
     if size is not None:
         return size
-    async with limiter:
+    async with limiter.slot(job.desc.size):
         if progress:
             progress(0)  # started: it may have waited for a free CPU
         tmp = layer_tmp(store)
