@@ -115,10 +115,9 @@ def history(ctx: typer.Context,
     from rootless.engine.image_history import image_history
     from rootless.errors import UsageError
 
-    # -H takes an optional value (docker's `-H=false`); click gives `-H IMAGE` to it.
+    # `-H=false` reaches click as -H with the value "=false"; a bare -H is spelled out
+    # as --human=true before parsing (cli/main.py)
     flag = views.parse_bool(human.removeprefix("="))
-    if flag is None and image is None:
-        image, flag = human, True
     if image is None:
         raise UsageError('"history" requires exactly 1 argument: IMAGE')
     if flag is None:

@@ -28,25 +28,31 @@ def dispatch(argv: list[str]) -> int:
                 return guarded(lambda: run_main(args, root, debug))
     from rootless.cli.app import invoke
 
-    argv = bare_tls_verify(argv)
+    argv = spell_out_bare_flags(argv)
     return guarded(lambda: invoke(argv))
 
 
-TLS_COMMANDS = {"pull", "push", "login", "search"}
+# Go-style boolean flags that also take `=BOOL` (podman's --tls-verify, docker's
+# history -H), per command: what a bare one becomes.
+BARE_FLAGS = {
+    **{command: {"--tls-verify": "--tls-verify=true"}
+       for command in ("pull", "push", "login", "search")},
+    "history": {"-H": "--human=true", "--human": "--human=true"},
+}
 
 
-def bare_tls_verify(argv: list[str]) -> list[str]:
-    """podman's `--tls-verify` is a boolean flag: bare it means true and a value needs
-    `=`. click would take the next word (the image name) as its value, so a bare one is
-    spelled out before parsing, for the registry commands only."""
+def spell_out_bare_flags(argv: list[str]) -> list[str]:
+    """click gives an option with an optional value the next word (the image name) as
+    its value; Go's flags never do. So a bare one is spelled out before parsing, for
+    the commands that have one, up to `--`."""
     parsed = split_global_options(argv)
     rest = parsed[2] if parsed else []
     command = rest[1:2] if rest[:1] == ["image"] else rest[:1]
-    if not TLS_COMMANDS.intersection(command):
+    flags = BARE_FLAGS.get(command[0]) if command else None
+    if not flags:
         return argv
     end = argv.index("--") if "--" in argv else len(argv)
-    return [("--tls-verify=true" if a == "--tls-verify" and i < end else a)
-            for i, a in enumerate(argv)]
+    return [flags.get(a, a) if i < end else a for i, a in enumerate(argv)]
 
 
 def split_global_options(argv: list[str]) -> tuple[str | None, bool, list[str]] | None:
