@@ -283,6 +283,22 @@ class SilentServer:
 
 # ---- a tiny image, made here, for the hand-made servers ----
 
+def stalling_blob(data: bytes, seconds: float, started: threading.Event | None = None):
+    """A route that promises `data`, sends its first 10 bytes, then goes silent for
+    `seconds` (setting `started` once the bytes are out)."""
+    def stall(handler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data[:10])
+        handler.wfile.flush()
+        if started:
+            started.set()
+        time.sleep(seconds)
+
+    return stall
+
+
 class TinyImage:
     """Layers holding /hello (then /hello1, /hello2, ... one file a layer; gzip, zstd or
     uncompressed), their config and an OCI manifest, as bytes. `layer`/`tar` are the

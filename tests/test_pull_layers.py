@@ -14,7 +14,7 @@ import time
 
 import pytest
 from helpers import PtySession, assert_error, cmdline_of, descendants_of, ok, wait_for
-from registry_server import TinyImage, isolate_registry_client, sha
+from registry_server import TinyImage, isolate_registry_client, sha, stalling_blob
 
 
 @pytest.fixture
@@ -182,16 +182,7 @@ def test_ctrl_c_stops_a_stalled_pull_at_once_and_leaves_no_image(reg, fake, stor
     image = TinyImage(layer_count=2)
     image.serve(fake)
     path = f"/v2/tiny/blobs/{sha(image.layers[1])}"
-
-    def stall(h):
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(image.layers[1])))
-        h.end_headers()
-        h.wfile.write(image.layers[1][:10])
-        h.wfile.flush()
-        time.sleep(20)
-
-    fake.routes[path] = stall
+    fake.routes[path] = stalling_blob(image.layers[1], 20)
     reg.env["ROOTLESS_REGISTRY_TIMEOUT"] = "30"
     proc = reg.popen("pull", "--tls-verify=false", f"{fake.host}/tiny:1",
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -13,7 +13,15 @@ import time
 
 import pytest
 from helpers import assert_error, ok
-from registry_server import FakeServer, SilentServer, TinyImage, isolate_registry_client, reply, sha
+from registry_server import (
+    FakeServer,
+    SilentServer,
+    TinyImage,
+    isolate_registry_client,
+    reply,
+    sha,
+    stalling_blob,
+)
 
 
 @pytest.fixture
@@ -121,16 +129,7 @@ def test_a_registry_that_stops_answering_times_out(reg, store):
 
 def test_a_blob_that_stalls_times_out(reg, fake, tiny, store):
     tiny.serve(fake)
-
-    def stall(h):
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(tiny.layer)))
-        h.end_headers()
-        h.wfile.write(tiny.layer[:10])
-        h.wfile.flush()
-        time.sleep(8)
-
-    fake.routes[f"/v2/tiny/blobs/{sha(tiny.layer)}"] = stall
+    fake.routes[f"/v2/tiny/blobs/{sha(tiny.layer)}"] = stalling_blob(tiny.layer, 8)
     result = reg("pull", "--tls-verify=false", f"{fake.host}/tiny:1", timeout=40)
     assert_error(result, 1, "stopped sending")
     store_is_clean(reg, store)
@@ -242,17 +241,7 @@ def test_a_killed_pull_leaves_the_store_consistent_and_the_next_pull_completes(
     layer_path = f"/v2/tiny/blobs/{sha(tiny.layer)}"
     good = fake.routes[layer_path]
     started = threading.Event()
-
-    def stall(h):
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(tiny.layer)))
-        h.end_headers()
-        h.wfile.write(tiny.layer[:10])
-        h.wfile.flush()
-        started.set()
-        time.sleep(5)
-
-    fake.routes[layer_path] = stall
+    fake.routes[layer_path] = stalling_blob(tiny.layer, 5, started)
     proc = reg.popen("pull", "--tls-verify=false", f"{fake.host}/tiny:1",
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert started.wait(30)

@@ -102,16 +102,17 @@ def container_set_state(store, container_id: str, state: str, pid: int | None = 
 
 
 def container_remove(store, container_id: str) -> None:
-    row = store.db.execute("SELECT image_id FROM containers WHERE id=?",
-                           (container_id,)).fetchone()
+    # its image, if `rmi -f` removed it: this may have been its last user
+    removed = store.db.execute(
+        "SELECT images.id FROM containers JOIN images ON images.id = containers.image_id "
+        "WHERE containers.id=? AND images.removed=1", (container_id,)).fetchone()
     with store.db:
         store.db.execute("DELETE FROM containers WHERE id=?", (container_id,))
     remove_tree(container_dir(store, container_id))
-    if row and store.db.execute("SELECT 1 FROM images WHERE id=? AND removed=1",
-                                (row[0],)).fetchone():
+    if removed:
         from rootless.engine.images import image_release
 
-        image_release(store, row[0])  # its image was `rmi -f`'d: this was the last user?
+        image_release(store, removed[0])
 
 
 def remove_tree(path: Path) -> None:

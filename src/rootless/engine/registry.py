@@ -115,10 +115,11 @@ async def _fetch_and_unpack(store, source, dest, jobs, missing: set[str], progre
     import trio
 
     from rootless.engine.layer_unpack import unpack_limiter, unpack_one
+    from rootless.image.transports.storage import layer_size
 
     fetch_limiter, unpack_slots = trio.CapacityLimiter(PARALLEL_BLOBS), unpack_limiter()
     fetched: dict[str, trio.Event] = {}
-    to_unpack = sum(1 for job in jobs if layer_size_of(store, job) is None)
+    to_unpack = sum(1 for job in jobs if layer_size(store, job.chain_id) is None)
 
     async def layer(job) -> None:
         digest, short = job.desc.digest, job.desc.digest[7:19]
@@ -129,7 +130,7 @@ async def _fetch_and_unpack(store, source, dest, jobs, missing: set[str], progre
             await trio.to_thread.run_sync(_fetch, source, dest, job.desc, progress,
                                           limiter=fetch_limiter, abandon_on_cancel=True)
             fetched[digest].set()
-        if layer_size_of(store, job) is None:
+        if layer_size(store, job.chain_id) is None:
             await unpack_one(store, job, unpack_slots, in_process=to_unpack == 1,
                              progress=progress and (lambda n: progress(
                                  "extracting", short, n, job.desc.size)))
@@ -140,12 +141,6 @@ async def _fetch_and_unpack(store, source, dest, jobs, missing: set[str], progre
     async with trio.open_nursery() as nursery:
         for job in sorted(jobs, key=lambda job: job.desc.size, reverse=True):
             nursery.start_soon(layer, job)
-
-
-def layer_size_of(store, job) -> int | None:
-    from rootless.image.transports.storage import layer_size
-
-    return layer_size(store, job.chain_id)
 
 
 def _fetch(source, dest, desc, progress) -> None:

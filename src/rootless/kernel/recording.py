@@ -43,16 +43,14 @@ class RecordingSyscalls:
 
     def fsopen(self, fstype, flags=0):
         self._record("fsopen", fstype, flags)
-        self._next_fd += 1
-        return self._next_fd
+        return _real_fd()  # the executor closes what it is given
 
     def fsconfig(self, fd, cmd, key=None, value=None, aux=0):
         self._record("fsconfig", fd, cmd, key, value, aux)
 
     def fsmount(self, fd, flags=0, attr_flags=0):
         self._record("fsmount", fd, flags, attr_flags)
-        self._next_fd += 1
-        return self._next_fd
+        return _real_fd()
 
     def move_mount(self, from_dirfd, from_path, to_dirfd, to_path, flags=0):
         self._record("move_mount", from_dirfd, from_path, to_dirfd, to_path, flags)
@@ -87,3 +85,8 @@ class RecordingSyscalls:
     def seccomp_set_filter(self, flags, program):
         self._record("seccomp_set_filter", flags, len(program))
         return 0
+
+
+def _real_fd() -> int:
+    """A real descriptor (of /dev/null) standing for one the kernel would give."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
