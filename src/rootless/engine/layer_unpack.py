@@ -20,6 +20,7 @@ from typing import Callable
 
 import trio
 
+from rootless.engine.trio_run import run_unwrapped
 from rootless.errors import ImageError, StoreError
 from rootless.image.layers import LayerResult
 from rootless.image.transports.storage import (
@@ -32,21 +33,6 @@ from rootless.image.transports.storage import (
 from rootless.store.blobs import blob_path, remove_tree
 
 _ERRORS = {"ImageError": ImageError, "StoreError": StoreError}
-
-
-def run_unwrapped(async_fn, *args):
-    """trio.run, raising the first error of a task group itself (one line for the
-    user, not a group); Ctrl-C stays KeyboardInterrupt."""
-    try:
-        return trio.run(async_fn, *args)
-    except BaseExceptionGroup as group:
-        interrupted, rest = group.split(KeyboardInterrupt)
-        if interrupted:
-            raise KeyboardInterrupt from None
-        first = rest
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
 
 
 class LargestFirst:

@@ -75,7 +75,8 @@ def image_pull(store, name: str, all_tags: bool = False, platform: str | None = 
 
 
 def _pull_one(store, registry, ref, want, progress) -> PullResult:
-    from rootless.engine.layer_unpack import run_unwrapped, unpack_parallel
+    from rootless.engine.layer_unpack import unpack_parallel
+    from rootless.engine.trio_run import run_unwrapped
     from rootless.image.manifest import parse_config, parse_manifest
     from rootless.image.registry.transport import RegistrySource
     from rootless.image.transports.copy import copy_image
@@ -227,7 +228,7 @@ def image_push(store, name: str, destination: str | None = None,
 def copy_blobs_concurrently(source, dest, descs, progress) -> None:
     """copy_image's blob step, PARALLEL_BLOBS at a time (trio worker threads around the
     blocking HTTP client); the largest first, since the push ends with the slowest."""
-    from rootless.engine.layer_unpack import run_unwrapped
+    from rootless.engine.trio_run import run_unwrapped
     from rootless.image.transports.copy import copy_blob, copy_blobs_in_turn
 
     if len(descs) <= 1:
