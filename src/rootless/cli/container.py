@@ -54,6 +54,7 @@ def _ps_entry(row, now: float, no_trunc: bool, image: str) -> dict[str, str]:
     """One `ps` row as Docker's --format sees it (all values strings, as in docker)."""
     import time
 
+    from rootless.cli.template_funcs import go_quote
     from rootless.engine.containers import human_duration
 
     record = row.record
@@ -61,7 +62,7 @@ def _ps_entry(row, now: float, no_trunc: bool, image: str) -> dict[str, str]:
     created = time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(record.created))
     return {
         "ID": record.id if no_trunc else record.short_id, "Image": image,
-        "Command": f'"{command}"', "CreatedAt": created,
+        "Command": go_quote(command), "CreatedAt": created,
         "RunningFor": f"{human_duration(now - record.created)} ago",
         "Status": row.status(now), "Ports": "", "Names": record.name, "Size": "",
         "Labels": "", "Mounts": "", "Networks": "", "LocalVolumes": "0",

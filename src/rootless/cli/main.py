@@ -103,4 +103,7 @@ def guarded(body: Callable[[], int]) -> int:
 
 
 def error(message: str) -> None:
-    print(f"Error: {message}", file=sys.stderr)
+    """Messages quote image names, paths and manifests: never an escape sequence raw."""
+    from rootless.cli.printable import escape_controls
+
+    print(f"Error: {escape_controls(message, keep=chr(10))}", file=sys.stderr)

@@ -17,6 +17,7 @@ import re
 from typing import Any, NamedTuple, Union
 
 from rootless.cli import template_funcs as fn
+from rootless.cli.printable import escape_controls
 from rootless.errors import UsageError
 
 
@@ -452,8 +453,8 @@ class _Exec:
                 self.out.append(node.text)
             elif isinstance(node, Action):
                 value = self.pipe(node.pipe, dot, scope)
-                if not node.pipe.decl:
-                    self.out.append(fn.go_str(value, top=True))
+                if not node.pipe.decl:  # image text never reaches a terminal raw
+                    self.out.append(escape_controls(fn.go_str(value, top=True), "\n\t"))
             elif isinstance(node, Block):
                 self.block(node, dot, scope)
             elif isinstance(node, Jump):
