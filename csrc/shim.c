@@ -164,3 +164,12 @@ int rl_seccomp_set_filter(unsigned int flags, const void *filter, unsigned short
     struct sock_fprog prog = {len, (struct sock_filter *)filter};
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }
+
+/* Python's os.execve(fd, ...) would go through fexecve(3), whose glibc fallback opens
+ * /proc/self/fd/N; the runtime wants execveat(2) itself (Linux 3.19) with AT_EMPTY_PATH,
+ * and the environment exactly as the spec lists it. */
+int rl_execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                int flags)
+{
+    return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+}

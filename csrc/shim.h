@@ -31,3 +31,5 @@ int rl_sethostname(const char *name, size_t len);
 int rl_socket(int domain, int type, int protocol);
 int rl_seccomp_set_filter(unsigned int flags, const void *filter,
                           unsigned short len);
+int rl_execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
+                int flags);

@@ -64,3 +64,7 @@ FSCONFIG_CMD_CREATE = 6
 FSMOUNT_CLOEXEC = 1
 MOVE_MOUNT_F_EMPTY_PATH = 4
 AT_FDCWD = -100
+
+# memfd_create(2), execveat(2): the exec helper's sealed copy
+MFD_EXEC = 0x0010  # Linux 6.3: executable even where vm.memfd_noexec defaults to no-exec
+AT_EMPTY_PATH = 0x1000

@@ -86,6 +86,13 @@ class RecordingSyscalls:
         self._record("seccomp_set_filter", flags, len(program))
         return 0
 
+    def memfd_create(self, name, flags):
+        self._record("memfd_create", name, flags)
+        return _real_fd()
+
+    def execveat(self, dirfd, path, argv, envp, flags=0):
+        self._record("execveat", dirfd, path, tuple(argv), tuple(envp), flags)
+
 
 def _real_fd() -> int:
     """A real descriptor (of /dev/null) standing for one the kernel would give."""

@@ -8,7 +8,9 @@ runtime's executor turns them into messages that name the step.
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -36,6 +38,9 @@ class Syscalls(Protocol):
     def sethostname(self, name: str) -> None: ...
     def seccomp_set_filter(self, flags: int, program: bytes) -> int: ...
     def socket(self, domain: int, type: int, protocol: int = 0) -> int: ...
+    def memfd_create(self, name: str, flags: int) -> int: ...
+    def execveat(self, dirfd: int, path: str, argv: Sequence[str], envp: Sequence[str],
+                 flags: int = 0) -> None: ...
 
 
 def _lib():  # the shim is imported on first use: `rootless --help` need not load it
@@ -129,3 +134,17 @@ class RealSyscalls:
         ffi, lib = _lib()
         buf = ffi.from_buffer(program)
         return _check(lib.rl_seccomp_set_filter(flags, buf, len(program) // 8), "seccomp")
+
+    def memfd_create(self, name, flags) -> int:
+        return os.memfd_create(name, flags)
+
+    def execveat(self, dirfd, path, argv, envp, flags=0) -> None:
+        """Returns only by raising: execveat(2) replaces this process when it works."""
+        ffi, lib = _lib()
+        strings = [os.fsencode(s) for s in (*argv, *envp)]
+        if any(b"\0" in s for s in strings):  # execve(2) cannot carry one: refuse, as os does
+            raise OSError(errno.EINVAL, "execveat: an argument or variable holds a NUL byte")
+        cells = [ffi.new("char[]", s) for s in strings]  # alive until the call returns
+        argv_c = ffi.new("char *[]", [*cells[:len(argv)], ffi.NULL])
+        envp_c = ffi.new("char *[]", [*cells[len(argv):], ffi.NULL])
+        _check(lib.rl_execveat(dirfd, path.encode(), argv_c, envp_c, flags), "execveat")

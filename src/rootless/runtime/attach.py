@@ -1,7 +1,9 @@
-"""The runtime's side of a foreground container: forward signals, pump a terminal, wait.
+"""The runtime's side of a foreground container: forward signals, pump its streams, wait.
 
 Synchronous on purpose: the runtime layer never imports trio, and a foreground
-`rootless run` is its own monitor.
+`rootless run` is its own monitor. Without -t the container's stdin, stdout and stderr
+are pipes (runtime/process.py) and this module copies between them and our own; with -t,
+between its pty and our terminal.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import fcntl
 import os
 import signal
 
-from rootless.runtime.process import wait_exit_code
+from rootless.runtime.process import Started, wait_exit_code
+from rootless.runtime.start_process import Streams
 
 # What `docker run --sig-proxy` forwards: everything a user may send, minus what the
 # kernel or the terminal handle (SIGCHLD, SIGKILL, SIGSTOP, job control, SIGWINCH).
@@ -51,10 +54,12 @@ class SignalForwarder:
         self.pending.clear()
 
 
-def wait_foreground(pid: int, console_fd: int | None, stdin: bool = True) -> int:
-    if console_fd is not None:
-        pump_terminal(console_fd, stdin)
-    return wait_exit_code(pid)
+def wait_foreground(started: Started, stdin: bool = True) -> int:
+    if started.console_fd is not None:
+        pump_terminal(started.console_fd, stdin)
+    elif started.streams is not None:
+        pump_streams(started.streams)
+    return wait_exit_code(started.pid)
 
 
 def winsize_of(fd: int) -> bytes | None:
@@ -137,5 +142,123 @@ def _copy_loop(master: int, stdin: bool) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:  # someone else made our shared descriptor non-blocking
+            import select
+
+            select.select([], [fd], [])
+            continue
         view = view[written:]
+
+
+# ---- pipes (no -t) ---------------------------------------------------------------------
+
+CHUNK = 65536
+
+
+def pump_streams(streams: Streams) -> None:
+    """Copy our stdin (with -i) into the container's, and its stdout and stderr out to
+    ours, each in order, until both outputs have closed: every process holding them is
+    in the container's pid namespace, which the kernel empties when its init exits.
+
+    A reader of ours that goes away (EPIPE: `rootless run ... | head -1`) ends the copy
+    of that stream and closes the container's pipe, so its writer gets SIGPIPE as in a
+    shell pipeline; the container's exit code is still ours. Our stdin's end closes the
+    container's (EOF there too); a container that closes its stdin ends the copy. Our own
+    descriptors are never made non-blocking: they may be the user's terminal, shared."""
+    import select
+
+    poller = select.poll()
+    outputs = {streams.stdout: 1, streams.stderr: 2}
+    for fd in outputs:
+        poller.register(fd, select.POLLIN)
+    feed = _StdinFeed(streams.stdin, poller) if streams.stdin is not None else None
+    try:
+        while outputs:
+            for fd, events in poller.poll():  # EINTR: retried by Python (PEP 475)
+                if fd in outputs:
+                    _copy_out(fd, outputs, poller)
+                elif feed is not None:
+                    feed.on_ready(fd, events)
+    finally:
+        for fd in outputs:
+            os.close(fd)
+        if feed is not None:
+            feed.close()
+
+
+def _copy_out(fd: int, outputs: dict[int, int], poller) -> None:
+    data = os.read(fd, CHUNK)
+    if data:
+        try:
+            _write_all(outputs[fd], data)
+            return
+        except OSError:  # EPIPE, EIO, EBADF: nobody reads this stream of ours any more
+            pass
+    poller.unregister(fd)
+    del outputs[fd]
+    os.close(fd)
+
+
+class _StdinFeed:
+    """Our stdin into the container's stdin pipe: read a chunk when the pipe's buffer is
+    empty, write it as the pipe takes it (non-blocking: the pipe is ours alone)."""
+
+    def __init__(self, pipe: int, poller) -> None:
+        import select
+
+        self.select = select
+        self.pipe: int | None = pipe
+        self.poller = poller
+        self.pending = b""
+        os.set_blocking(pipe, False)
+        poller.register(0, select.POLLIN)
+        poller.register(pipe, 0)  # POLLERR alone: the container closed its stdin
+
+    def on_ready(self, fd: int, events: int) -> None:
+        if self.pipe is None:  # closed by an earlier event of the same poll
+            return
+        if fd == 0:
+            self._read()
+        elif events & (self.select.POLLERR | self.select.POLLNVAL):
+            self.close()
+        elif events & self.select.POLLOUT:
+            self._write()
+
+    def _read(self) -> None:
+        try:
+            data = os.read(0, CHUNK)
+        except OSError:  # EIO (a hung-up terminal), EBADF (no stdin at all): its end
+            data = b""
+        self.poller.unregister(0)  # until the pipe has taken what we read
+        if not data:
+            self.close()
+            return
+        self.pending = data
+        self.poller.modify(self.pipe, self.select.POLLOUT)
+
+    def _write(self) -> None:
+        try:
+            written = os.write(self.pipe, self.pending)
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE: the container closed its stdin
+            self.close()
+            return
+        self.pending = self.pending[written:]
+        if not self.pending:
+            self.poller.modify(self.pipe, 0)
+            self.poller.register(0, self.select.POLLIN)
+
+    def close(self) -> None:
+        """Stop feeding: the container reads EOF once it has read what we wrote."""
+        if self.pipe is None:
+            return
+        try:
+            self.poller.unregister(0)
+        except KeyError:  # not registered while a chunk waits for the pipe
+            pass
+        self.poller.unregister(self.pipe)
+        os.close(self.pipe)
+        self.pipe = None

@@ -4,12 +4,18 @@
      |            then waits for the container and forwards signals to it
   intermediate (C) -- unshares the user namespace, waits for its maps, turns itself
      |                non-dumpable, unshares the other namespaces, forks, exits
-  init (G)     -- pid 1 of the new pid namespace: runs the plan, then execs the command;
-                  when C exits, G is re-parented to P (the subreaper), so P waits on it
-                  directly and sees its real exit status or signal.
+  init (G)     -- pid 1 of the new pid namespace: runs the plan, then execveat(2)s the
+                  exec helper from a sealed memfd P made (runtime/helper.py), which execs
+                  the command, or stays pid 1 above it with --init; when C exits, G is
+                  re-parented to P (the subreaper), so P waits on it directly and sees
+                  its real exit status or signal.
 
 Failures before exec travel back over a close-on-exec pipe as one JSON line, so P can
-print `error: mount proc on /proc: ...` and exit 125, or 126/127 for exec failures.
+print `error: mount proc on /proc: ...` and exit 125, or 126/127 for exec failures (the
+helper writes those). Without -t the container's stdin, stdout and stderr are pipes P
+holds the other ends of (its stdin only with -i, else /dev/null), never P's own
+descriptors: a container could otherwise change the user's terminal, or write through
+/proc/self/fd/0 into a file given as input. With -t they are a pty of the container's.
 """
 
 from __future__ import annotations
@@ -20,17 +26,20 @@ import signal
 import struct
 from typing import NamedTuple
 
-from rootless.errors import (EXIT_ENGINE, RootlessError, RuntimeSetupError)
+from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
+                             CannotInvokeError, CommandNotFoundError, RootlessError,
+                             RuntimeSetupError)
 from rootless.kernel import constants as k
 from rootless.kernel.idmap import IdMaps, write_maps
 from rootless.kernel.syscalls import RealSyscalls, Syscalls
 from rootless.runtime.executor import Executor
+from rootless.runtime.helper import sealed_copy
 from rootless.runtime.plan import Exec, Plan
-from rootless.runtime.start_process import exec_command
+from rootless.runtime.start_process import Streams, exec_command
 
 
 class StdioOptions(NamedTuple):
-    stdin: bool = False  # -i: the container reads our stdin; else /dev/null
+    stdin: bool = False  # -i: the container reads our stdin (through a pipe); else /dev/null
     terminal: bool = False  # -t: a pty whose master is sent back to P
     winsize: bytes | None = None  # struct winsize of our terminal, applied before exec
 
@@ -38,47 +47,72 @@ class StdioOptions(NamedTuple):
 class Started(NamedTuple):
     pid: int  # the container's init, a child of this process
     console_fd: int | None = None
+    streams: Streams | None = None  # without -t: our ends of its stdin/stdout/stderr
 
 
 class _Pipes:
     """The channels between P and its children; the child ends close at exec."""
 
-    def __init__(self, terminal: bool) -> None:
+    def __init__(self, stdio: StdioOptions) -> None:
         self.go_r, self.go_w = os.pipe()  # P -> C: maps written
         self.report_r, self.report_w = os.pipe()  # C -> P: "U", then G's pid
         self.error_r, self.error_w = os.pipe()  # C/G -> P: a JSON failure, or EOF at exec
         self.console = None
-        if terminal:
+        self.ours: Streams | None = None  # P's ends of the container's stdio pipes
+        self.theirs: Streams | None = None  # the container's, dup'ed onto 0, 1, 2
+        if stdio.terminal:
             # imported here, before the fork: the container's init uses it after
             # pivot_root, when it can only come from sys.modules
             import socket
 
             self.console = socket.socketpair()
+        else:
+            stdin = os.pipe() if stdio.stdin else (None, None)
+            stdout, stderr = os.pipe(), os.pipe()
+            self.ours = Streams(stdin[1], stdout[0], stderr[0])
+            self.theirs = Streams(stdin[0], stdout[1], stderr[1])
 
     def close_parent_ends(self) -> None:
-        for fd in (self.go_r, self.report_w, self.error_w):
+        for fd in (self.go_r, self.report_w, self.error_w, *_fds(self.theirs)):
             os.close(fd)
         if self.console:
             self.console[1].close()
+
+    def close_streams(self) -> None:
+        for fd in _fds(self.ours):
+            os.close(fd)
+
+
+def _fds(streams: Streams | None) -> list[int]:
+    return [fd for fd in streams or () if fd is not None]
 
 
 def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
           sys: Syscalls | None = None) -> Started:
     """Fork the container and return once its command has been exec'd (or raise)."""
     sys = sys or RealSyscalls()
-    pipes = _Pipes(stdio.terminal)
-    sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
-    pid = os.fork()
-    if pid == 0:
-        _child_main(lambda: _intermediate(plan, stdio, pipes, sys), pipes.error_w)
+    helper = sealed_copy(sys)
+    try:
+        pipes = _Pipes(stdio)
+        sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+        pid = os.fork()
+        if pid == 0:
+            _child_main(lambda: _intermediate(plan, stdio, pipes, helper, sys),
+                        pipes.error_w)
+    finally:
+        os.close(helper)  # C and G have their copies; G execs it, we are done with it
     pipes.close_parent_ends()
     try:
-        return _parent_handshake(pid, maps, pipes)
+        started = _parent_handshake(pid, maps, pipes)
+    except BaseException:
+        pipes.close_streams()
+        raise
     finally:
         for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
             os.close(fd)
         if pipes.console:
             pipes.console[0].close()
+    return started._replace(streams=pipes.ours)
 
 
 def _parent_handshake(pid: int, maps: IdMaps, pipes: _Pipes) -> Started:
@@ -125,13 +159,18 @@ def _raise_child_error(error_fd: int) -> None:
     _raise_from_report(_read_all(error_fd) or b'{"message": "container set-up failed"}')
 
 
+_ERRORS_BY_CODE = {EXIT_CANNOT_INVOKE: CannotInvokeError, EXIT_NOT_FOUND: CommandNotFoundError}
+
+
 def _raise_from_report(report: bytes) -> None:
     try:
         data = json.loads(report.decode(errors="replace").splitlines()[0])
     except (ValueError, IndexError):
         data = {"message": report.decode(errors="replace").strip()}
-    err = RuntimeSetupError(data.get("message", "container set-up failed"))
-    err.exit_code = int(data.get("code", EXIT_ENGINE))
+    code = int(data.get("code", EXIT_ENGINE))
+    err = _ERRORS_BY_CODE.get(code, RuntimeSetupError)(
+        data.get("message", "container set-up failed"))
+    err.exit_code = code
     raise err
 
 
@@ -160,7 +199,8 @@ def _report(error_w: int, message: str, code: int) -> None:
         pass
 
 
-def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, sys: Syscalls) -> None:
+def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
+                  sys: Syscalls) -> None:
     for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
         os.close(fd)
     try:
@@ -172,8 +212,9 @@ def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, sys: Syscalls)
     os.write(pipes.report_w, b"U")
     if os.read(pipes.go_r, 1) != b"M":
         os._exit(EXIT_ENGINE)  # P failed to map ids and has reported it
-    # CVE-2019-5736 in Python form: from here on no process in the container may open
-    # this interpreter through /proc/PID/exe or ptrace it (prctl(2), PR_SET_DUMPABLE).
+    # Until G execs the helper, this interpreter is in the container's namespaces: no
+    # process there may open it through /proc/PID/exe or ptrace it meanwhile (prctl(2),
+    # PR_SET_DUMPABLE; runc CVE-2019-5736). The helper ends the exposure for good.
     sys.prctl(k.PR_SET_DUMPABLE, 0)
     try:
         sys.unshare(plan.namespaces)
@@ -181,19 +222,20 @@ def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, sys: Syscalls)
         raise RuntimeSetupError(f"create namespaces: {e.strerror.lower()}") from e
     pid = os.fork()
     if pid == 0:
-        _child_main(lambda: _init_main(plan, stdio, pipes, sys), pipes.error_w)
+        _child_main(lambda: _init_main(plan, stdio, pipes, helper, sys), pipes.error_w)
     os.write(pipes.report_w, struct.pack("i", pid))
     os._exit(0)
 
 
-def _init_main(plan: Plan, stdio: StdioOptions, pipes: _Pipes, sys: Syscalls) -> None:
+def _init_main(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
+               sys: Syscalls) -> None:
     os.close(pipes.report_w)
     os.close(pipes.go_r)
     *setup, last = plan.steps
     assert isinstance(last, Exec)
     Executor(sys).run(tuple(setup))
     console = pipes.console[1] if pipes.console else None
-    exec_command(last, stdio, console, pipes.error_w, sys)
+    exec_command(last, stdio, pipes.theirs, console, pipes.error_w, helper, sys)
 
 
 def wait_exit_code(pid: int) -> int:

@@ -1,54 +1,71 @@
-"""The last step in the container's init: stdio, terminal, optional init, execve."""
+"""The last step in the container's init (G): its standard streams, then the exec helper.
+
+G is still the host's interpreter; what it execs is the static helper from the sealed
+memfd the runtime made (runtime/helper.py), and the helper resets the signals, looks the
+command up in the container's PATH, execs it or reports why not (126/127, Docker's
+wording), and with --init stays pid 1 above it (csrc/exec_helper.c).
+"""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
-import signal
 import termios
+from typing import NamedTuple
 
-from rootless.errors import CannotInvokeError, CommandNotFoundError
+from rootless.errors import RuntimeSetupError
 from rootless.kernel import constants as k
 from rootless.kernel.syscalls import Syscalls
-from rootless.runtime.init import serve_as_init
+from rootless.runtime.helper import helper_argv
 from rootless.runtime.plan import Exec
 
 # Everything this module needs is imported above: it runs after pivot_root, when the
 # host's Python files are no longer reachable.
 
-# Python ignores these at start-up; a container must get the default dispositions back
-# (subprocess's restore_signals does the same).
-_RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+class Streams(NamedTuple):
+    """One side of the pipes that are a container's stdio without -t."""
+
+    stdin: int | None  # None: no -i (the container reads /dev/null)
+    stdout: int
+    stderr: int
 
 
-def exec_command(step: Exec, stdio, console, error_w: int,
-                 sys: Syscalls) -> None:
+def exec_command(step: Exec, stdio, streams: Streams | None, console, error_w: int,
+                 helper: int, sys: Syscalls) -> None:
+    """Never returns: execveat(2) of the helper, or an exception to report."""
     if stdio.terminal:
         _attach_terminal(console, stdio.winsize)
     else:
         # our own session: the user's Ctrl-C reaches only the runtime, which forwards it
-        # (as `docker run` proxies signals), and never twice.
+        # (as `docker run` proxies signals), and never twice; and no controlling
+        # terminal, so /dev/tty opens none of the user's
         os.setsid()
-        if not stdio.stdin:
-            _stdin_from_devnull()
+        _attach_pipes(streams)
     if console is not None:
         console.close()
-    for sig in _RESTORED_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
     # No runtime descriptor may reach the container (runc CVE-2024-21626): everything
-    # above stdio closes at execve, the error pipe included, which is how P learns the
-    # exec succeeded.
+    # above stdio closes at execve but the error pipe, which the helper keeps until the
+    # command's own execve closes it: that EOF tells P the command started.
     sys.close_range(3, 0xFFFFFFFF, k.CLOSE_RANGE_CLOEXEC)
-    if step.init:
-        _fork_under_init(step, error_w)
-    _execve(step)
+    os.set_inheritable(error_w, True)
+    try:
+        sys.execveat(helper, "", helper_argv(step, error_w), step.env, k.AT_EMPTY_PATH)
+    except OSError as e:
+        raise RuntimeSetupError(f"start the exec helper: {e.strerror.lower()}") from e
+    raise RuntimeSetupError("start the exec helper: execveat returned")
 
 
-def _stdin_from_devnull() -> None:
-    fd = os.open("/dev/null", os.O_RDONLY)
-    if fd != 0:
-        os.dup2(fd, 0)
+def _attach_pipes(streams: Streams) -> None:
+    """The runtime's pipes (stdin: /dev/null without -i) become 0, 1 and 2."""
+    stdin = streams.stdin
+    if stdin is None:
+        stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    # lift every source above 2 first: one of them may itself be 0, 1 or 2 (a runtime
+    # started with a standard descriptor closed), which an earlier dup2 would replace
+    lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in (stdin, *streams[1:])]
+    for target, fd in enumerate(lifted):
+        os.dup2(fd, target)
         os.close(fd)
 
 
@@ -68,47 +85,3 @@ def _attach_terminal(console, winsize: bytes | None) -> None:
         os.dup2(slave, target)
     if slave > 2:
         os.close(slave)
-
-
-def _execve(step: Exec) -> None:
-    env = dict(item.split("=", 1) if "=" in item else (item, "") for item in step.env)
-    program = step.args[0]
-    try:
-        os.execvpe(program, list(step.args), env)
-    except OSError as e:
-        raise exec_error(program, e) from e
-
-
-def exec_error(program: str, e: OSError) -> Exception:
-    """Docker's wording and exit code for a command that could not be started."""
-    if e.errno in (errno.ENOENT, errno.ENOTDIR):
-        if "/" in program:
-            return CommandNotFoundError(
-                f'exec: "{program}": stat {program}: no such file or directory')
-        return CommandNotFoundError(f'exec: "{program}": executable file not found in $PATH')
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EISDIR):
-        return CannotInvokeError(f'exec: "{program}": permission denied')
-    if e.errno == errno.ENOEXEC:
-        return CannotInvokeError(f'exec: "{program}": exec format error')
-    return CannotInvokeError(f'exec: "{program}": {os.strerror(e.errno or 0).lower()}')
-
-
-def _fork_under_init(step: Exec, error_w: int) -> None:
-    """--init: this process stays pid 1, reaps every zombie and forwards signals."""
-    child = os.fork()
-    if child == 0:
-        os.setpgid(0, 0)
-        if os.isatty(0):
-            _become_foreground()
-        return  # the caller execs the command
-    os.close(error_w)
-    serve_as_init(child)
-
-
-def _become_foreground() -> None:
-    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-    try:
-        os.tcsetpgrp(0, os.getpid())
-    except OSError:
-        pass
-    signal.signal(signal.SIGTTOU, old)
