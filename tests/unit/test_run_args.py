@@ -2,7 +2,7 @@
 
 import pytest
 
-from rootless.cli.run import parse, usage
+from rootless.cli.run import parse, security_options, usage
 from rootless.errors import UsageError
 
 
@@ -49,3 +49,24 @@ def test_help_lists_every_flag():
     text = usage()
     for flag in ("--rm", "--env-file", "--entrypoint", "--init", "--network", "-v, --volume"):
         assert flag in text
+
+
+@pytest.mark.parametrize("options, expected", [
+    ([], (False, "builtin")),
+    (["no-new-privileges"], (True, "builtin")),
+    (["no-new-privileges=true"], (True, "builtin")),
+    (["no-new-privileges:true"], (True, "builtin")),
+    (["no-new-privileges=false"], (False, "builtin")),
+    (["seccomp=unconfined"], (False, "unconfined")),
+    (["seccomp:unconfined"], (False, "unconfined")),
+    (["seccomp=/p/a:b.json", "no-new-privileges"], (True, "/p/a:b.json")),
+])
+def test_security_options_read_as_docker_reads_them(options, expected):
+    assert security_options(options) == expected
+
+
+@pytest.mark.parametrize("option", ["apparmor=unconfined", "seccomp", "seccomp=",
+                                    "no-new-privileges=yes", "label:disable"])
+def test_unsupported_security_option_is_a_usage_error(option):
+    with pytest.raises(UsageError, match=f"unsupported --security-opt: {option}"):
+        security_options([option])

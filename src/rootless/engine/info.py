@@ -69,5 +69,38 @@ def system_info(store) -> dict:
         "fuse": fuse_status(),
         "cgroup_version": cgroup_version(),
         "network_helpers": helpers,
+        "seccomp": seccomp_status(),
         "store": str(store.root),
+    }
+
+
+def seccomp_status() -> dict:
+    """Whether containers get a filter, which by default, and who builds it."""
+    from rootless.engine.seccomp import DEFAULT_ORIGIN
+    from rootless.errors import RootlessError
+    from rootless.runtime import libseccomp
+    from rootless.runtime.seccomp import kernel_actions
+
+    actions = kernel_actions()
+    try:
+        version, api = libseccomp.version(), libseccomp.api_level()
+        library = f"{version} (API level {api})"
+    except RootlessError:
+        api = 0
+        library = (f"not found ({libseccomp.SONAME}): containers start only with "
+                   "--security-opt seccomp=unconfined")
+    if actions is None:
+        notify = "unavailable (this kernel has no seccomp filters)"
+    elif "user_notif" not in actions:
+        notify = "unavailable (the kernel lacks user_notif: Linux 5.0)"
+    elif api < 6:
+        notify = "unavailable (libseccomp API level 6, libseccomp 2.5, is needed)"
+    else:
+        notify = "available"
+    return {
+        "enabled": "no (the kernel has no seccomp filters)" if actions is None else "yes",
+        "profile": f"builtin ({DEFAULT_ORIGIN})",
+        "libseccomp": library,
+        "kernel_actions": " ".join(actions) if actions else "unknown",
+        "user_notification": notify,
     }
