@@ -27,14 +27,20 @@ FLAGS = (
     Flag(("-e", "--env"), "env", "list", "Set an environment variable", "K=V"),
     Flag(("--env-file",), "env_files", "list", "Read environment variables from a file",
          "FILE"),
+    Flag(("--group-add",), "group_add", "list",
+         "Add a supplementary group (NAME or GID; needs subordinate ids); keep-groups "
+         "keeps your own groups (a no-op in single-id mode, where they are kept anyway)",
+         "GROUP"),
     Flag(("-h", "--hostname"), "hostname", "value", "Container hostname", "NAME"),
     Flag(("--init",), "init", "bool", "Run an init as pid 1 that reaps zombies"),
     Flag(("-i", "--interactive"), "interactive", "bool", "Keep stdin open"),
     Flag(("--name",), "name", "value", "Assign a name to the container", "NAME"),
     Flag(("--network", "--net"), "network", "value", "Network mode: host or none", "MODE"),
+    Flag(("--privileged",), "privileged", "bool",
+         "Every capability, no seccomp filter, no masked /proc paths"),
     Flag(("--rm",), "remove", "bool", "Remove the container when it exits"),
     Flag(("--security-opt",), "security_opt", "list",
-         "Security options (no-new-privileges)", "OPT"),
+         "seccomp=unconfined|PROFILE.json, no-new-privileges", "OPT"),
     Flag(("-t", "--tty"), "tty", "bool", "Allocate a pseudo-TTY"),
     Flag(("--ulimit",), "ulimits", "list", "Set a resource limit: NAME=SOFT[:HARD]", "LIMIT"),
     Flag(("-u", "--user"), "user", "value", "User: NAME|UID[:GROUP|GID]", "USER"),
@@ -118,6 +124,25 @@ def _take(flag: Flag, argv: list[str], i: int, values: dict, inline: str | None)
     return i + 1
 
 
+def security_options(options: list[str]) -> tuple[bool, str]:
+    """docker's --security-opt: `no-new-privileges[=true|false]` and `seccomp=unconfined|
+    builtin|PROFILE.json` (-> no_new_privileges, seccomp); KEY:VALUE is the old spelling."""
+    no_new_privileges, seccomp = False, "builtin"
+    for opt in options:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            key, sep, value = opt.partition(":")
+        if key == "no-new-privileges" and value in ("", "true", "false") and (
+                bool(sep) == bool(value)):
+            no_new_privileges = value != "false"
+        elif key == "seccomp" and value:
+            seccomp = value
+        else:
+            raise UsageError(f"unsupported --security-opt: {opt} (supported: seccomp="
+                             "unconfined|builtin|PROFILE.json, no-new-privileges[=true|false])")
+    return no_new_privileges, seccomp
+
+
 def run_main(argv: list[str], root: str | None, debug: bool) -> int:
     values = parse(argv)
     if values.get("help"):
@@ -126,17 +151,17 @@ def run_main(argv: list[str], root: str | None, debug: bool) -> int:
     from rootless.engine.run import RunOptions, container_run
     from rootless.store import Store
 
-    for opt in values["security_opt"]:
-        if opt not in ("no-new-privileges", "no-new-privileges:true"):
-            raise UsageError(f"unsupported --security-opt: {opt}")
+    no_new_privileges, seccomp = security_options(values["security_opt"])
     opts = RunOptions(
         image=values["image"], command=values["command"], entrypoint=values["entrypoint"],
         env=values["env"], env_files=values["env_files"], workdir=values["workdir"],
-        user=values["user"], volumes=values["volumes"], hostname=values["hostname"],
+        user=values["user"], group_add=tuple(values["group_add"]),
+        volumes=values["volumes"], hostname=values["hostname"],
         network=values["network"] or "host", name=values["name"],
         remove=bool(values["remove"]), interactive=bool(values["interactive"]),
         tty=bool(values["tty"]), init=bool(values["init"]),
-        no_new_privileges=bool(values["security_opt"]), ulimits=values["ulimits"],
+        no_new_privileges=no_new_privileges, seccomp=seccomp,
+        privileged=bool(values["privileged"]), ulimits=values["ulimits"],
         debug=debug)
     from pathlib import Path
 

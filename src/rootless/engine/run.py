@@ -8,8 +8,11 @@ import shlex
 from typing import NamedTuple
 from pathlib import Path
 
-from rootless.engine.spec import DEFAULT_PATH, ProcessConfig, RootfsConfig, SpecOptions
+from rootless.engine.seccomp import BUILTIN, UNCONFINED, profile_load, profile_to_oci
+from rootless.engine.spec import (DEFAULT_PATH, ProcessConfig, RootfsConfig, SecurityConfig,
+                                  SpecOptions)
 from rootless.errors import RootlessError, UsageError
+from rootless.runtime.caps import DOCKER_DEFAULT
 
 NETWORKS = ("host", "none")
 
@@ -22,6 +25,7 @@ class RunOptions(NamedTuple):
     env_files: tuple[str, ...] = ()
     workdir: str | None = None
     user: str | None = None
+    group_add: tuple[str, ...] = ()  # names or gids; KEEP_GROUPS keeps the user's own
     volumes: tuple[str, ...] = ()
     hostname: str | None = None
     network: str = "host"
@@ -31,6 +35,8 @@ class RunOptions(NamedTuple):
     tty: bool = False
     init: bool = False
     no_new_privileges: bool = False
+    seccomp: str = "builtin"  # builtin | unconfined | the path of a profile (docker's JSON)
+    privileged: bool = False  # docker's --privileged: every capability, no filter, no masks
     ulimits: tuple[str, ...] = ()
     debug: bool = False
 
@@ -41,6 +47,8 @@ def container_run(store, opts: RunOptions) -> int:
     from rootless.engine.images import image_resolve
 
     validate(opts)
+    # read before any container exists, as docker's CLI reads it: a bad file leaves nothing
+    seccomp_profile = profile_load(opts.seccomp)
     # shared: `rmi` (exclusive) cannot delete the image between lookup and the row
     # that marks it in use
     with store.lock(shared=True):
@@ -50,7 +58,7 @@ def container_run(store, opts: RunOptions) -> int:
         record = container_create(store, image.id, opts.image, shlex.join(args), opts.name,
                                   opts.remove)
     try:
-        spec = make_spec(store, record, image, image_config, args, opts)
+        spec = make_spec(store, record, image, image_config, args, opts, seccomp_profile)
         code = _run_spec(store, record.id, spec, opts)
     finally:
         _finish(store, record, opts)
@@ -97,6 +105,7 @@ def validate(opts: RunOptions) -> None:
         parse_volume(volume)
     for ulimit in opts.ulimits:
         parse_ulimit(ulimit)
+    check_user_options(opts)
 
 
 def command_line(image_config: dict, opts: RunOptions) -> list[str]:
@@ -114,15 +123,14 @@ def command_line(image_config: dict, opts: RunOptions) -> list[str]:
 
 
 def make_spec(store, record, image, image_config: dict, args: list[str],
-              opts: RunOptions) -> dict:
+              opts: RunOptions, seccomp_profile: dict | None = None) -> dict:
     from rootless.engine.spec import build_spec
-    from rootless.engine.users import resolve_user
     from rootless.fs.rootfs import choose_strategy, prepare
-    from rootless.kernel.idmap import detect_maps, maps_to_spec
+    from rootless.kernel.idmap import maps_to_spec
     from rootless.net.files import write_network_files
 
     cdir = Path(store.containers_dir) / record.id
-    user = resolve_user(image.layer_dirs, opts.user or image_config.get("User") or "0")
+    user, maps = container_user(image, image_config, opts)
     hostname = opts.hostname or record.id[:12]
     strategy = choose_strategy(Path(store.root))
     dirs = prepare(cdir, image.layer_dirs, strategy)
@@ -134,11 +142,13 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
     binds = [(str(path), dest, False)
              for dest, path in write_network_files(cdir, hostname, opts.network).items()]
     binds += [parse_volume(v) for v in opts.volumes]
+    capabilities = privileged_capabilities() if opts.privileged else DOCKER_DEFAULT
     process = ProcessConfig(
         args=args, env=environment(image_config, opts, user.home, hostname),
         cwd=opts.workdir or image_config.get("WorkingDir") or "/",
         uid=user.uid, gid=user.gid, additional_gids=user.additional_gids,
         terminal=opts.tty, no_new_privileges=opts.no_new_privileges,
+        capabilities=capabilities,
         rlimits=tuple(parse_ulimit(u) for u in opts.ulimits))
     spec = build_spec(SpecOptions(
         process=process,
@@ -146,9 +156,70 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
                             lower=lower if overlay else [],
                             upper=str(dirs.upper), work=str(dirs.work)),
         hostname=hostname, network=opts.network, binds=binds, init=opts.init,
-        id_maps=maps_to_spec(detect_maps(user.uid, user.gid))))
+        id_maps=maps_to_spec(maps), keep_groups=KEEP_GROUPS in opts.group_add,
+        security=security_config(opts, seccomp_profile, capabilities)))
     _write_json(cdir / "config.json", spec)
     return spec
+
+
+KEEP_GROUPS = "keep-groups"  # podman's --group-add value: the user's own groups stay
+
+
+def check_user_options(opts: RunOptions) -> None:
+    """-u and --group-add, before any container exists (the image's User is checked
+    when the image is read)."""
+    from rootless.engine.users import name_or_id, parse_user
+
+    if opts.user:
+        parse_user(opts.user)
+    if KEEP_GROUPS in opts.group_add and any(g != KEEP_GROUPS for g in opts.group_add):
+        raise UsageError(f"--group-add {KEEP_GROUPS} cannot be combined with other groups "
+                         "(as in podman)")
+    for group in opts.group_add:
+        if group != KEEP_GROUPS:
+            name_or_id(group, "group")
+
+
+def container_user(image, image_config: dict, opts: RunOptions):
+    """(the container's user from -u or the image's User, the id maps that hold it)."""
+    from rootless.engine.users import resolve_user
+    from rootless.kernel.idmap import detect_maps
+
+    added = tuple(g for g in opts.group_add if g != KEEP_GROUPS)
+    user = resolve_user(image.layer_dirs, opts.user or image_config.get("User") or "0",
+                        added)
+    maps = detect_maps(user.uid, user.gid)
+    if not maps.use_helpers:  # setgroups(2) is denied: no supplementary group can be set
+        if added:
+            raise UsageError(f"--group-add {added[0]}: supplementary groups need a "
+                             "subordinate gid range (/etc/subgid); in single-id mode the "
+                             "container has one gid")
+        return user._replace(additional_gids=()), maps
+    if KEEP_GROUPS in opts.group_add:  # the user's own groups, as the host gave them
+        user = user._replace(additional_gids=())
+    maps.check_mapped(user.uid, user.gid, user.additional_gids)
+    return user, maps
+
+
+def privileged_capabilities() -> tuple[str, ...]:
+    """--privileged: every capability this kernel has (held in the user namespace only)."""
+    from rootless.runtime.caps import CAPABILITIES, last_cap
+
+    return CAPABILITIES[:last_cap() + 1]
+
+
+def security_config(opts: RunOptions, profile: dict | None,
+                    capabilities: tuple[str, ...]) -> SecurityConfig:
+    """The seccomp section for these capabilities; docker's --privileged drops it."""
+    name = opts.seccomp if opts.seccomp in (BUILTIN, UNCONFINED) else os.path.abspath(
+        opts.seccomp)
+    options = ((f"seccomp={name}",) if name != BUILTIN else ()) + (
+        ("no-new-privileges=true",) if opts.no_new_privileges else ())
+    if opts.privileged:
+        return SecurityConfig(None, UNCONFINED, True, options)
+    if profile is None:
+        profile = profile_load(opts.seccomp)
+    return SecurityConfig(profile_to_oci(profile, capabilities), name, False, options)
 
 
 def environment(image_config: dict, opts: RunOptions, home: str, hostname: str) -> list[str]:

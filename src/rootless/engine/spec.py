@@ -6,9 +6,14 @@ import json
 from typing import NamedTuple
 
 from rootless.runtime.caps import DOCKER_DEFAULT
-from rootless.runtime.plan import INIT_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION
+from rootless.runtime.plan import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
+                                   ROOTFS_OVERLAY_ANNOTATION)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+PRIVILEGED_ANNOTATION = "run.rootless.privileged"  # "true" | "false"
+SECCOMP_ANNOTATION = "run.rootless.seccomp"  # builtin | unconfined | a profile's path
+SECURITY_OPT_ANNOTATION = "run.rootless.security-opt"  # JSON list, as docker's SecurityOpt
 
 # moby's oci/defaults.go
 MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore",
@@ -57,6 +62,13 @@ class RootfsConfig(NamedTuple):
     readonly: bool = False
 
 
+class SecurityConfig(NamedTuple):
+    seccomp: dict | None = None  # OCI linux.seccomp (engine/seccomp.py); None: no filter
+    profile: str = "unconfined"  # builtin | unconfined | the profile's path, for inspect
+    privileged: bool = False  # docker's --privileged: no masked or read-only /proc paths
+    options: tuple[str, ...] = ()  # --security-opt, normalised, for inspect
+
+
 class SpecOptions(NamedTuple):
     process: ProcessConfig
     rootfs: RootfsConfig
@@ -65,6 +77,8 @@ class SpecOptions(NamedTuple):
     binds: tuple[tuple[str, str, bool], ...] = ()  # host, ctr, ro
     init: bool = False
     id_maps: dict | None = None  # uidMappings/gidMappings
+    keep_groups: bool = False  # --group-add keep-groups: no setgroups(2), denied in it
+    security: SecurityConfig = SecurityConfig()
 
 
 def build_spec(opts: SpecOptions) -> dict:
@@ -79,6 +93,12 @@ def build_spec(opts: SpecOptions) -> dict:
             "upper": opts.rootfs.upper, "work": opts.rootfs.work})
     if opts.init:
         annotations[INIT_ANNOTATION] = "true"
+    if opts.keep_groups:
+        annotations[KEEP_GROUPS_ANNOTATION] = "1"
+    annotations.update(security_annotations(opts.security))
+    linux = {}
+    if opts.security.seccomp is not None:
+        linux["seccomp"] = opts.security.seccomp
     return {
         "ociVersion": "1.0.2",
         "process": process_spec(opts.process),
@@ -88,11 +108,19 @@ def build_spec(opts: SpecOptions) -> dict:
         "annotations": annotations,
         "linux": {
             "namespaces": namespaces,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
+            "maskedPaths": [] if opts.security.privileged else MASKED_PATHS,
+            "readonlyPaths": [] if opts.security.privileged else READONLY_PATHS,
             **(opts.id_maps or {}),
+            **linux,
         },
     }
+
+
+def security_annotations(security: SecurityConfig) -> dict[str, str]:
+    """What a later `inspect` shows as HostConfig.Privileged and SecurityOpt."""
+    return {PRIVILEGED_ANNOTATION: "true" if security.privileged else "false",
+            SECCOMP_ANNOTATION: security.profile,
+            SECURITY_OPT_ANNOTATION: json.dumps(list(security.options))}
 
 
 def process_spec(p: ProcessConfig) -> dict:

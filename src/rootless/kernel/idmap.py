@@ -6,6 +6,13 @@ gid_map} (an unprivileged process may map its own ids once setgroups is denied,
 user_namespaces(7)). Range mode: the user's id becomes container root and ids 1..N come
 from the subordinate range, written by the setuid helpers newuidmap/newgidmap, as
 rootless Podman does.
+
+Ids from images, flags and OCI specs are parsed strictly (DESIGN.md, principle 7): only
+plain ASCII decimal digits make a number (Python's int() also takes '+1', ' 1', '1_0' and
+other scripts' digits), and 4294967295 is never an id: it is (uid_t)-1, which
+setresuid(2), setresgid(2) and chown(2) read as "leave unchanged" (and no id map may
+hold), so a container asked to become it would stay what it was: root, with every
+capability.
 """
 
 from __future__ import annotations
@@ -14,6 +21,24 @@ import os
 from typing import NamedTuple
 
 from rootless.errors import RuntimeSetupError
+
+
+MAX_ID = 0xFFFFFFFE  # the largest uid or gid: 0xFFFFFFFF is (uid_t)-1
+ID_RANGE = f"ids go from 0 to {MAX_ID} (4294967295 is -1, \"unchanged\", to the kernel)"
+
+
+def parse_id(text: str) -> int | None:
+    """The number `text` spells in plain ASCII decimal digits, else None (a name, or
+    something that is neither). The value may be out of range: see valid_id."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 10 else MAX_ID + 1
+
+
+def valid_id(value: object) -> bool:
+    """A uid or gid: an integer (not a bool, not a string) from 0 to MAX_ID."""
+    return type(value) is int and 0 <= value <= MAX_ID
 
 
 class IdRange(NamedTuple):
@@ -31,10 +56,27 @@ class IdMaps(NamedTuple):
     uids: tuple[IdRange, ...]
     gids: tuple[IdRange, ...]
     use_helpers: bool  # newuidmap/newgidmap (range mode) or direct writes (single-id)
+    # setgroups(2) denied in the namespace, also in range mode (--group-add keep-groups:
+    # the user's own groups must not be dropped by the container)
+    deny_setgroups: bool = False
 
     @property
     def mode(self) -> str:
         return "subids" if self.use_helpers else "single-id"
+
+    def check_mapped(self, uid: int, gid: int, additional_gids: tuple[int, ...] = ()) -> None:
+        """Refuse, naming the id, what the namespace cannot represent: setresuid(2) and
+        setgroups(2) would fail late with a bare EINVAL."""
+        for what, value, ranges, source in (
+                ("uid", uid, self.uids, "/etc/subuid"), ("gid", gid, self.gids, "/etc/subgid"),
+                *(("supplementary gid", g, self.gids, "/etc/subgid") for g in additional_gids)):
+            if not any(r.container_id <= value < r.container_id + r.size for r in ranges):
+                spans = ", ".join(f"{r.container_id}-{r.container_id + r.size - 1}"
+                                  for r in ranges)
+                why = (f"a range from {source}" if self.use_helpers
+                       else f"single-id mode: this user has no range in {source}")
+                raise RuntimeSetupError(f"{what} {value} is not mapped in the container, "
+                                        f"whose ids are {spans} ({why})")
 
 
 def subordinate_range(path: str, user: str, uid: int) -> tuple[int, int] | None:
@@ -106,6 +148,8 @@ def detect_maps(container_uid: int = 0, container_gid: int = 0) -> IdMaps:
 def write_maps(pid: int, maps: IdMaps) -> None:
     """Write the id maps of the user namespace that process `pid` has just unshared."""
     if maps.use_helpers:
+        if maps.deny_setgroups:  # before the gid map, or the kernel refuses (EPERM);
+            _write_setgroups_deny(pid)  # newgidmap leaves a "deny" alone (shadow 4.6)
         _run_helper("newuidmap", pid, maps.uids)
         _run_helper("newgidmap", pid, maps.gids)
         return
@@ -115,6 +159,13 @@ def write_maps(pid: int, maps: IdMaps) -> None:
         _write_proc(pid, "gid_map", "\n".join(r.line() for r in maps.gids))
     except OSError as e:
         raise RuntimeSetupError(f"map user ids: {e.strerror}: /proc/{pid}/{e.filename}") from e
+
+
+def _write_setgroups_deny(pid: int) -> None:
+    try:
+        _write_proc(pid, "setgroups", "deny")
+    except OSError as e:
+        raise RuntimeSetupError(f"deny setgroups: {e.strerror}: /proc/{pid}/setgroups") from e
 
 
 def _write_proc(pid: int, name: str, text: str) -> None:

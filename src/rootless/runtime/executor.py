@@ -16,6 +16,7 @@ import struct
 
 from rootless.errors import RootlessError, RuntimeSetupError
 from rootless.kernel import constants as k
+from rootless.kernel.idmap import ID_RANGE, valid_id
 from rootless.kernel.syscalls import Syscalls
 from rootless.runtime import plan as p
 from rootless.runtime.caps import last_cap
@@ -272,10 +273,22 @@ class Executor:
         self.sys.prctl(k.PR_SET_KEEPCAPS, 1)
 
     def do_SetUser(self, step: p.SetUser) -> None:
-        if step.set_groups:
-            os.setgroups(list(step.additional_gids))
-        os.setresgid(step.gid, step.gid, step.gid)
-        os.setresuid(step.uid, step.uid, step.uid)
+        # checked again here, whoever built the step: Python's os.setres[ug]id take -1
+        # (and 4294967295) as "leave unchanged", which would leave the process root
+        for value in (step.uid, step.gid, *step.additional_gids):
+            if not valid_id(value):
+                raise RuntimeSetupError(f"set user: invalid id {value!r}: {ID_RANGE}")
+        try:
+            if step.set_groups:
+                os.setgroups(list(step.additional_gids))
+            os.setresgid(step.gid, step.gid, step.gid)
+            os.setresuid(step.uid, step.uid, step.uid)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            raise RuntimeSetupError(  # setresuid(2): EINVAL, an id the namespace lacks
+                f"set user {step.uid}:{step.gid} (groups {list(step.additional_gids)}): an id "
+                "is not mapped in the container's user namespace") from e
 
     def do_SetCapabilities(self, step: p.SetCapabilities) -> None:
         self.sys.capset(step.effective, step.permitted, step.inheritable)
@@ -287,6 +300,12 @@ class Executor:
 
     def do_NoNewPrivileges(self, step: p.NoNewPrivileges) -> None:
         self.sys.prctl(k.PR_SET_NO_NEW_PRIVS, 1)
+
+    def do_LoadSeccomp(self, step: p.LoadSeccomp) -> None:
+        # seccomp(2): without no_new_privs the caller needs CAP_SYS_ADMIN in its user
+        # namespace; the plan puts this step where one of the two holds. The filter is
+        # inherited across fork and execve by everything the container runs.
+        self.sys.seccomp_set_filter(step.flags, step.program)
 
     def do_Exec(self, step: p.Exec) -> None:
         raise AssertionError("Exec is run by runtime.process, not the executor")
@@ -303,6 +322,8 @@ def describe(step: object) -> str:
         return "mount rootfs"
     if isinstance(step, p.BindDevice):
         return f"bind device {step.path}"
+    if isinstance(step, p.LoadSeccomp):
+        return "load seccomp filter"
     for attr in ("path", "dest", "name"):
         if hasattr(step, attr):
             return f"{name} {getattr(step, attr)}"

@@ -119,11 +119,27 @@ class SetUser(NamedTuple):
     uid: int
     gid: int
     additional_gids: tuple[int, ...] = ()
-    set_groups: bool = True  # false in single-id mode, where setgroups(2) is denied
+    # false where setgroups(2) is denied: single-id mode, and keep-groups (the process
+    # keeps the groups it was started with)
+    set_groups: bool = True
 
 
 class NoNewPrivileges(NamedTuple):
     pass
+
+
+class LoadSeccomp(NamedTuple):
+    """Install a compiled seccomp filter (runtime/seccomp.py): with no_new_privs, right
+    before Exec; without it before SetUser, while the process still holds CAP_SYS_ADMIN
+    in its user namespace, which seccomp(2) then requires (runc's two places)."""
+
+    program: bytes  # struct sock_filter[]
+    flags: int = 0  # SECCOMP_FILTER_FLAG_*
+    digest: str = ""  # of the OCI section it was compiled from
+
+    def __repr__(self) -> str:
+        return (f"LoadSeccomp({len(self.program) // 8} instructions, flags={self.flags}, "
+                f"digest={self.digest[:12]})")
 
 
 class Exec(NamedTuple):
@@ -155,6 +171,10 @@ NAMESPACE_FLAGS = {
 
 ROOTFS_OVERLAY_ANNOTATION = "run.rootless.rootfs.overlay"
 INIT_ANNOTATION = "run.rootless.init"  # "true": pid 1 is our init, as docker's --init
+# "1": the process keeps the supplementary groups it was started with, and setgroups(2)
+# is denied in its user namespace (crun's annotation, set by podman's --group-add
+# keep-groups)
+KEEP_GROUPS_ANNOTATION = "run.oci.keep_original_groups"
 
 
 def namespace_flags(spec: dict) -> int:
@@ -184,8 +204,27 @@ def build_plan(spec: dict, single_id: bool) -> Plan:
     if flags & k.CLONE_NEWUTS and spec.get("hostname"):
         steps.append(SetHostname(spec["hostname"]))
     init = spec.get("annotations", {}).get(INIT_ANNOTATION) == "true"
-    steps += process_steps(spec["process"], single_id, init)
+    steps += process_steps(spec["process"], single_id, init, keeps_groups(spec))
+    if linux.get("seccomp"):
+        place_seccomp(steps, seccomp_step(linux["seccomp"]))
     return Plan(namespaces=flags, steps=tuple(steps))
+
+
+def seccomp_step(section: dict) -> LoadSeccomp:
+    from rootless.errors import RuntimeSetupError
+    from rootless.runtime.seccomp import check_section, program_for, uses_notify
+
+    check_section(section)
+    if uses_notify(section):  # nothing would answer: the calls would hang
+        raise RuntimeSetupError("seccomp: SCMP_ACT_NOTIFY rules are not supported yet")
+    return LoadSeccomp(*program_for(section))
+
+
+def place_seccomp(steps: list[object], step: LoadSeccomp) -> None:
+    """As late as the filter can go: fewer of the runtime's own calls must pass it."""
+    kinds = [type(s) for s in steps]
+    before = Exec if NoNewPrivileges in kinds else SetUser
+    steps.insert(kinds.index(before), step)
 
 
 def rootfs_steps(spec: dict) -> list[object]:
@@ -264,17 +303,40 @@ def device_steps(spec: dict) -> list[object]:
     return steps
 
 
-def process_steps(process: dict, single_id: bool, init: bool) -> list[object]:
+def keeps_groups(spec: dict) -> bool:
+    return spec.get("annotations", {}).get(KEEP_GROUPS_ANNOTATION) == "1"
+
+
+def user_ids(process: dict) -> tuple[int, int, tuple[int, ...]]:
+    """(uid, gid, additionalGids) of an OCI process, each an integer from 0 to
+    4294967294; anything else is refused: -1 (4294967295) is "leave unchanged" to
+    setresuid(2), and Python's os functions would take it as that."""
+    from rootless.errors import RuntimeSetupError
+    from rootless.kernel.idmap import ID_RANGE, valid_id
+
+    user = process.get("user") or {}
+    if not isinstance(user, dict) or not isinstance(user.get("additionalGids") or [], list):
+        raise RuntimeSetupError(f"process.user: invalid {user!r}")
+    gids = user.get("additionalGids") or []
+    ids = (("uid", user.get("uid", 0)), ("gid", user.get("gid", 0)),
+           *(("additionalGids entry", g) for g in gids))
+    for what, value in ids:
+        if not valid_id(value):
+            raise RuntimeSetupError(f"process.user: invalid {what} {value!r}: {ID_RANGE}")
+    return user.get("uid", 0), user.get("gid", 0), tuple(gids)
+
+
+def process_steps(process: dict, single_id: bool, init: bool,
+                  keep_groups: bool = False) -> list[object]:
     steps: list[object] = []
     for rl in process.get("rlimits", []):
         steps.append(SetRlimit(rl["type"], int(rl["soft"]), int(rl["hard"])))
     steps.append(Chdir(process.get("cwd", "/")))
     c = process.get("capabilities", {})
     steps.append(DropBoundingCapabilities(caps.mask(c.get("bounding"))))
-    user = process.get("user", {})
-    steps.append(SetUser(int(user.get("uid", 0)), int(user.get("gid", 0)),
-                         tuple(int(g) for g in user.get("additionalGids", [])),
-                         set_groups=not single_id))
+    uid, gid, additional_gids = user_ids(process)
+    steps.append(SetUser(uid, gid, additional_gids,
+                         set_groups=not single_id and not keep_groups))
     steps.append(SetCapabilities(
         effective=caps.mask(c.get("effective")), permitted=caps.mask(c.get("permitted")),
         inheritable=caps.mask(c.get("inheritable")), ambient=caps.mask(c.get("ambient"))))

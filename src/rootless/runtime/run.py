@@ -5,7 +5,7 @@ from __future__ import annotations
 from rootless.kernel.idmap import detect_maps, maps_from_spec
 from rootless.kernel.syscalls import Syscalls
 from rootless.runtime.attach import SignalForwarder, wait_foreground
-from rootless.runtime.plan import build_plan
+from rootless.runtime.plan import build_plan, keeps_groups, user_ids
 from rootless.runtime.process import StdioOptions, start
 
 
@@ -14,8 +14,10 @@ def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
     """Start the container described by `spec` and return its exit code."""
     maps = maps_from_spec(spec.get("linux", {}))
     if maps is None:
-        user = spec["process"].get("user", {})
-        maps = detect_maps(int(user.get("uid", 0)), int(user.get("gid", 0)))
+        uid, gid, _ = user_ids(spec["process"])
+        maps = detect_maps(uid, gid)
+    if keeps_groups(spec):
+        maps = maps._replace(deny_setgroups=True)
     plan = build_plan(spec, single_id=not maps.use_helpers)
     if debug:
         import sys as _sys
@@ -24,4 +26,4 @@ def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
     forwarder = SignalForwarder()
     started = start(plan, maps, stdio, sys)
     forwarder.target(started.pid)
-    return wait_foreground(started.pid, started.console_fd, stdio.stdin)
+    return wait_foreground(started, stdio.stdin)
