@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -96,6 +97,25 @@ def _familiar(name: str) -> str:
 
 
 # ---- import and load ----
+#
+# As pull: nothing is visible until the image is recorded, and a failure or Ctrl-C
+# (KeyboardInterrupt, raised in this thread; unpacking workers are killed by
+# engine/layer_unpack.py) removes everything this command put in tmp/ before the
+# command exits: spooled input, blobs and layers being written.
+
+@contextmanager
+def _temp_cleaned(store):
+    """Remove this process's tmp/ entries if the body fails or is interrupted."""
+    from rootless.store.space import layer_limit
+
+    layer_limit()  # a bad ROOTLESS_LAYER_LIMIT is refused before any work
+    store.clean_temp()
+    try:
+        yield
+    except BaseException:
+        store.clean_temp(own=True)
+        raise
+
 
 def image_import(store, source: str, name: str | None = None, changes: list[str] = (),
                  message: str = "") -> str:
@@ -106,14 +126,14 @@ def image_import(store, source: str, name: str | None = None, changes: list[str]
     from rootless.image.transports.tarball import TarballSource
 
     names = [_tag_name(name)] if name else []
-    store.clean_temp()
-    path, spooled = _local_copy(store, source, "import")
-    try:
-        tarball = TarballSource(path, source, list(changes), message)
-        return copy_image(tarball, StoreDestination(store), names)
-    finally:
-        if spooled:
-            path.unlink(missing_ok=True)
+    with _temp_cleaned(store):
+        path, spooled = _local_copy(store, source, "import")
+        try:
+            tarball = TarballSource(path, source, list(changes), message)
+            return copy_image(tarball, StoreDestination(store), names)
+        finally:
+            if spooled:
+                path.unlink(missing_ok=True)
 
 
 def image_load(store, source: str | None) -> list[str]:
@@ -125,25 +145,25 @@ def image_load(store, source: str | None) -> list[str]:
     from rootless.image.transports.copy import copy_image
     from rootless.image.transports.storage import StoreDestination
 
-    store.clean_temp()
     source = source or "-"
-    path, spooled = _local_copy(store, source, "load")
-    plain = None
-    try:
-        plain = _uncompressed(store, path, source)
-        description = "stdin" if source == "-" else f"archive {source}"
-        files, sources = archive_sources(plain, description)
-        loaded: list[str] = []
-        with files.tar:
-            for image in sources:
-                image_id = copy_image(image, StoreDestination(store, unpack_parallel))
-                loaded += [_familiar(n) for n in image.names] or [image_id]
-        return loaded
-    finally:
-        if plain is not None and plain != path:
-            plain.unlink(missing_ok=True)
-        if spooled:
-            path.unlink(missing_ok=True)
+    with _temp_cleaned(store):
+        path, spooled = _local_copy(store, source, "load")
+        plain = None
+        try:
+            plain = _uncompressed(store, path, source)
+            description = "stdin" if source == "-" else f"archive {source}"
+            files, sources = archive_sources(plain, description)
+            loaded: list[str] = []
+            with files.tar:
+                for image in sources:
+                    image_id = copy_image(image, StoreDestination(store, unpack_parallel))
+                    loaded += [_familiar(n) for n in image.names] or [image_id]
+            return loaded
+        finally:
+            if plain is not None and plain != path:
+                plain.unlink(missing_ok=True)
+            if spooled:
+                path.unlink(missing_ok=True)
 
 
 def image_tag(store, source: str, target: str) -> str:
@@ -172,20 +192,38 @@ def _tag_name(name: str) -> str:
     return str(ref)
 
 
+def _spool(store, chunks, kind: str, what: str) -> Path:
+    """A new file in tmp/ holding the byte strings of `chunks`, written within the
+    store's free space less its reserve (store/space.py); gone if anything fails."""
+    from rootless.store.space import SpaceGuard
+
+    tmp = store.temp_path(kind)
+    guard = SpaceGuard(store.tmp_dir, what)
+    try:
+        with open(tmp, "xb") as out:
+            for chunk in chunks:
+                guard.charge(len(chunk))
+                out.write(chunk)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _chunks(stream, size: int = 1 << 20):
+    while chunk := stream.read(size):
+        yield chunk
+
+
 def _local_copy(store, source: str, kind: str) -> tuple[Path, bool]:
     """(a readable local file holding `source`, whether it is a temporary copy)."""
-    import shutil
-
     if source == "-":
         import sys
 
         if sys.stdin.isatty():
             raise UsageError(f"requested {kind} from stdin, but stdin is a terminal "
                              "(give a file, or pipe the tar in)")
-        tmp = store.temp_path(kind)
-        with open(tmp, "xb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-        return tmp, True
+        return _spool(store, _chunks(sys.stdin.buffer), kind, f"{kind} from stdin"), True
     if source.startswith(("http://", "https://")):
         return _download(store, source, kind), True
     path = Path(source)
@@ -200,43 +238,29 @@ def _local_copy(store, source: str, kind: str) -> tuple[Path, bool]:
 def _download(store, url: str, kind: str) -> Path:
     import requests
 
-    tmp = store.temp_path(kind)
     try:
         with requests.get(url, stream=True, timeout=60) as response:
             if response.status_code != 200:
                 raise ImageError(f"cannot download {url}: HTTP {response.status_code}")
-            with open(tmp, "xb") as out:
-                for chunk in response.iter_content(1 << 20):
-                    out.write(chunk)
+            return _spool(store, response.iter_content(1 << 20), kind, f"{kind} from {url}")
     except requests.RequestException as e:
-        tmp.unlink(missing_ok=True)
         raise ImageError(f"cannot download {url}: {e}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
 
 
 def _uncompressed(store, path: Path, source: str) -> Path:
-    """`path` itself if it is a plain tar, else a decompressed copy in tmp/."""
-    import shutil
-
+    """`path` itself if it is a plain tar, else a decompressed copy in tmp/ (bounded by
+    the store's free space: the archive may be a gzip bomb)."""
     from rootless.image.compression import decompressed, detect
 
     with open(path, "rb") as f:
         if detect(f.read(6)) == "none":
             return path
         f.seek(0)
-        tmp = store.temp_path("load")
         stream = decompressed(f, f"archive {source}")
         ok = False
         try:
-            with open(tmp, "xb") as out:
-                shutil.copyfileobj(stream, out, 1 << 20)
+            tmp = _spool(store, _chunks(stream), "load", f"archive {source}")
             ok = True
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         finally:
             stream.close(check=ok)
     return tmp

@@ -116,8 +116,7 @@ async def unpack_one(store, job: LayerJob, limiter: LargestFirst,
         tmp = layer_tmp(store)
         try:
             if in_process:
-                result = await trio.to_thread.run_sync(_unpack_here, store, job, tmp,
-                                                       progress)
+                result = await _in_thread(_unpack_here, store, job, tmp, progress)
             else:
                 result = await _run_worker(store, job, tmp, progress)
             # here, not in a thread: the store's SQLite connection is this thread's
@@ -127,13 +126,40 @@ async def unpack_one(store, job: LayerJob, limiter: LargestFirst,
                 await trio.to_thread.run_sync(remove_tree, tmp)
 
 
-def _unpack_here(store, job: LayerJob, tmp, progress) -> LayerResult:
+async def _in_thread(unpack, *args) -> LayerResult:
+    """unpack(*args, stop) in a worker thread. A thread cannot be killed, and trio
+    waits for one it cannot abandon: cancelled (Ctrl-C, another layer failed), this
+    sets `stop`, which the unpacker checks every few MiB it writes, and waits for the
+    thread to end, so nothing writes into the layer's tmp/ directory once it returns."""
+    import threading
+
+    stop, started, done = threading.Event(), threading.Event(), threading.Event()
+
+    def run() -> LayerResult | None:
+        started.set()
+        try:
+            # set before it began: trio had given up on it already
+            return None if stop.is_set() else unpack(*args, stop)
+        finally:
+            done.set()
+
+    try:
+        return await trio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except BaseException:
+        stop.set()
+        if started.is_set():
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(done.wait)
+        raise
+
+
+def _unpack_here(store, job: LayerJob, tmp, progress, stop) -> LayerResult:
     from rootless.image.compression import Counting
     from rootless.image.layers import unpack_layer
 
     with open(blob_path(store, job.desc.digest), "rb") as stream:
         counted = Counting(stream, progress, every=0.1) if progress else stream
-        return unpack_layer(counted, tmp, f"layer {job.desc.digest[:19]}")
+        return unpack_layer(counted, tmp, f"layer {job.desc.digest[:19]}", stop)
 
 
 async def _run_worker(store, job: LayerJob, tmp, progress) -> LayerResult:

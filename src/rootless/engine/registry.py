@@ -58,7 +58,9 @@ def image_pull(store, name: str, all_tags: bool = False, platform: str | None = 
                tls_verify: bool | None = None,
                progress: Progress | None = None) -> list[PullResult]:
     from rootless.image.reference import parse_reference
+    from rootless.store.space import layer_limit
 
+    layer_limit()  # a bad ROOTLESS_LAYER_LIMIT is refused before anything is fetched
     want = parse_platform(platform)
     ref = parse_reference(name, default_tag=not all_tags)
     if all_tags and (ref.tag or ref.digest):

@@ -11,11 +11,16 @@ JSON object (it dies with PARENT_PID: a killed pull leaves no unpacker running),
 after lines {"progress": BYTES} (of the blob read so far, ten a second at most):
     {"diff_id": ..., "size": ..., "unapplied": {...}, "file_caps": {path: hex}}  exit 0
     {"error": "one-line message", "kind": "ImageError"|"StoreError"}  exit 1
+
+It ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and the parent
+is the one to decide (it kills its workers and removes what they wrote), rather than a
+worker racing it with a failure of its own.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -26,6 +31,7 @@ def main(argv: list[str]) -> int:
     from rootless.image.layers import unpack_layer
 
     blob, dest, what, parent = argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(int(parent))
     try:
         with open(blob, "rb") as stream:

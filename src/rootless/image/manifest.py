@@ -108,6 +108,9 @@ def parse_manifest(raw: bytes, media_type: str = "", what: str = "manifest") -> 
     if not isinstance(layers, list):
         raise ImageError(f"{what} has no layer list")
     config = descriptor(data.get("config"), f"{what} config")
+    if config.size > MAX_MANIFEST:  # refused before it is fetched, not once read whole
+        raise ImageError(f"{what}: its config is declared larger than "
+                         f"{MAX_MANIFEST >> 20} MiB: refused")
     parsed = [descriptor(layer, f"{what} layer {i}") for i, layer in enumerate(layers)]
     for layer in parsed:
         if layer.media_type and layer.media_type not in LAYER_TYPES:

@@ -53,20 +53,32 @@ def blob_put_bytes(store, data: bytes, expected: str | None = None) -> str:
 def blob_put_stream(store, stream: BinaryIO, expected: str | None = None,
                     expected_size: int | None = None, what: str = "blob") -> tuple[str, int]:
     """Copy `stream` into the store; returns (digest, size). With `expected`, a content
-    that hashes differently is refused (ImageError) and nothing is stored."""
+    that hashes differently is refused (ImageError) and nothing is stored; with
+    `expected_size`, so is one longer, as soon as it is (a registry or archive may send
+    more than the manifest declares, without end). Writes stay within the store's free
+    space less its reserve (store/space.py)."""
     import hashlib
+
+    from rootless.store.space import SpaceGuard
 
     if expected is not None:
         digest_hex(expected)
     tmp = store.temp_path("blob")
     h = hashlib.sha256()
     size = 0
+    bound = expected_size if expected_size is not None and expected_size >= 0 else None
+    name = f"{what} {expected}" if expected else what
     try:
+        guard = SpaceGuard(store.tmp_dir, name)
         with open(tmp, "xb") as out:
             while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if bound is not None and size > bound:
+                    raise ImageError(f"{name} is larger than the {bound} bytes its "
+                                     "manifest declares: refused")
+                guard.charge(len(chunk))
                 h.update(chunk)
                 out.write(chunk)
-                size += len(chunk)
             out.flush()
             os.fsync(out.fileno())
         digest = "sha256:" + h.hexdigest()

@@ -3,7 +3,9 @@
 unless `--change` gives them, and a history entry "Imported from <source>".
 
 gzip and zstd tars are kept as they are (their digest differs from the diff id);
-bzip2 and xz, which no image manifest can name, are served uncompressed.
+bzip2 and xz, which no image manifest can name, are served uncompressed: then the blob
+itself is the inflated tar, so ROOTLESS_LAYER_LIMIT bounds its size too, before it is
+written (store/space.py bounds what the unpacking writes).
 """
 
 from __future__ import annotations
@@ -68,6 +70,14 @@ class TarballSource(ImageSource):
             self.diff_id, plain_size = _hash(f)
         if self.kind in _KEPT:
             return Descriptor(_KEPT[self.kind], digest, size)
+        from rootless.store.space import LIMIT_ENV, human, layer_limit
+
+        limit = layer_limit()
+        if limit is not None and plain_size > limit:
+            from rootless.errors import ImageError
+
+            raise ImageError(f"{self.description} is {human(plain_size)} uncompressed, "
+                             f"more than {human(limit)} ({LIMIT_ENV}): refused")
         return Descriptor(OCI_LAYER, self.diff_id, plain_size)
 
     def _uncompressed(self):
