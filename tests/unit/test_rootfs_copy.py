@@ -2,8 +2,19 @@
 
 import os
 import stat
+import subprocess
+
+import pytest
 
 from rootless.fs.rootfs import copy_layer
+
+
+@pytest.fixture(autouse=True)
+def deep_trees_removed(tmp_path):
+    """pytest's own cleanup of old temporary directories (shutil.rmtree) recurses: a
+    tree deeper than ~1000 left here would fail every later session. rm -rf does not."""
+    yield
+    subprocess.run(["rm", "-rf", "--", str(tmp_path)], check=False)
 
 
 def layer(tmp_path, name, files):
@@ -72,3 +83,61 @@ def test_fifo_is_recreated(tmp_path):
     os.mkfifo(src / "run/pipe")
     copy_layer(src, dest)
     assert stat.S_ISFIFO(os.lstat(dest / "run/pipe").st_mode)
+
+
+def test_a_mode_000_directory_is_copied_with_its_own_mode(tmp_path):
+    """Not the mode it was opened up to for the copy."""
+    dest = tmp_path / "rootfs"
+    dest.mkdir()
+    src = layer(tmp_path, "l1", {"d/f": "x"})
+    os.chmod(src / "d", 0)
+    try:
+        copy_layer(src, dest)
+        assert stat.S_IMODE(os.stat(dest / "d").st_mode) == 0
+    finally:
+        os.chmod(src / "d", 0o700)
+        os.chmod(dest / "d", 0o700)
+
+
+def deep_layer(root, depth: int = 1500):
+    """root/d/d/.../d/f (made by descriptor: pathlib's mkdir(parents=True) recurses)."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(parent)
+    with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+        f.write("bottom")
+    os.close(fd)
+    return root
+
+
+def test_a_layer_deeper_than_the_recursion_limit_is_copied(tmp_path):
+    dest = tmp_path / "rootfs"
+    dest.mkdir()
+    copy_layer(deep_layer(tmp_path / "l1"), dest)
+    assert (dest / "/".join(["d"] * 1500) / "f").read_text() == "bottom"
+
+
+def test_a_deep_lower_directory_replaced_by_a_file_is_removed(tmp_path):
+    dest = tmp_path / "rootfs"
+    dest.mkdir()
+    copy_layer(deep_layer(tmp_path / "l1"), dest)
+    copy_layer(layer(tmp_path, "l2", {"d": "now a file"}), dest)
+    assert (dest / "d").read_text() == "now a file"
+
+
+def test_ownership_records_are_copied(tmp_path):
+    dest = tmp_path / "rootfs"
+    dest.mkdir()
+    src = layer(tmp_path, "l1", {"etc/shadow": "s"})
+    record = b"0:42:0640"
+    for path in (src / "etc", src / "etc/shadow"):
+        try:
+            os.setxattr(path, "user.containers.override_stat", record)
+        except OSError:
+            pytest.skip("no user xattrs on this filesystem")
+    copy_layer(src, dest)
+    for path in (dest / "etc", dest / "etc/shadow"):
+        assert os.getxattr(path, "user.containers.override_stat") == record

@@ -54,18 +54,27 @@ def random_name() -> str:
 
 def container_create(store, image_id: str, image_name: str, command: str,
                      name: str | None, auto_remove: bool) -> ContainerRecord:
+    """The row, and an empty directory: made in tmp/ and renamed into place once the
+    row is in, so a command killed in between leaves an entry the next clean_temp
+    removes, never a directory no row names."""
+    from rootless.store.temp import TempOwner
+
     cid = os.urandom(32).hex()
-    path = container_dir(store, cid)
-    path.mkdir(mode=0o700, parents=True)
     record = ContainerRecord(cid, name or random_name(), image_id, image_name, command,
                              time.time(), "created", auto_remove)
-    try:
-        record = _insert(store, record, name is None)
-    except BaseException:
-        from rootless.kernel.remove import rmtree_owned
+    with TempOwner(store.root) as owner:
+        tmp = owner.path("new-container")
+        tmp.mkdir(mode=0o700)
+        try:
+            record = _insert(store, record, name is None)
+            os.rename(tmp, container_dir(store, cid))
+        except BaseException:
+            from rootless.kernel.remove import rmtree_owned
 
-        rmtree_owned(path)
-        raise
+            with store.db:
+                store.db.execute("DELETE FROM containers WHERE id=?", (cid,))
+            rmtree_owned(tmp)
+            raise
     return record
 
 
@@ -108,15 +117,30 @@ def container_remove(store, container_id: str) -> None:
         "WHERE containers.id=? AND images.removed=1", (container_id,)).fetchone()
     with store.db:
         store.db.execute("DELETE FROM containers WHERE id=?", (container_id,))
-    remove_tree(container_dir(store, container_id))
+    _remove_dir(store, container_dir(store, container_id))
     if removed:
         from rootless.engine.images import image_release
 
         image_release(store, removed[0])
 
 
+def _remove_dir(store, path: Path) -> None:
+    """Move a container's directory into tmp/ (gone from containers/ at once), then
+    remove it there: a command killed midway leaves an entry of tmp/ that the next
+    clean_temp finishes, never a directory no row names."""
+    from rootless.store.temp import TempOwner
+
+    with TempOwner(store.root) as owner:
+        doomed = owner.path("old-container")
+        try:
+            os.rename(path, doomed)
+        except FileNotFoundError:
+            return
+        remove_tree(doomed)
+
+
 def remove_tree(path: Path) -> None:
-    """Remove a container directory; files that subordinate ids created inside it are
+    """Remove a tree of the store; files that subordinate ids created inside it are
     not ours to delete from outside, so removal falls back to a user namespace."""
     from rootless.kernel.remove import rmtree_owned
 
@@ -184,6 +208,7 @@ def containers_remove(store, refs: list[str], force: bool) -> list[str]:
     """`rm`: refuse a running container unless forced (which kills it first)."""
     import signal
 
+    store.clean_temp(remove=remove_tree)  # what killed commands left, subordinate ids too
     removed = []
     for ref in refs:
         record = container_lookup(store, ref)

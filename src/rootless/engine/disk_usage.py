@@ -9,6 +9,7 @@ its private copy of the root filesystem where no overlay was available.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -81,26 +82,42 @@ def container_size(path: Path) -> int:
 
 def directory_size(path: Path) -> int:
     """Sum of the sizes of everything but directories, each inode once (as Docker's
-    fs.directory.Size). Best effort: what subordinate ids made unreadable is skipped."""
+    fs.directory.Size). Best effort: what subordinate ids made unreadable is skipped.
+    By descriptor and iteratively (kernel/tree.py): a container's tree may be deeper
+    than Python's recursion limit and PATH_MAX, and a running one may swap in symlinks."""
+    from rootless.kernel.tree import walk_tree
+
     seen: set[tuple[int, int]] = set()
     total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
+
+    def enter(fd: int, _: os.stat_result) -> list[str]:
+        nonlocal total
+        subdirs = []
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
                     continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
+                if stat.S_ISDIR(st.st_mode):
+                    subdirs.append(entry.name)
+                    continue
+                if st.st_nlink > 1:
+                    if (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+        return subdirs
+
+    parent, name = os.path.split(os.fspath(path))
+    try:
+        parent_fd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        walk_tree(parent_fd, name, enter)
+    except OSError:
+        pass  # a mount point, a directory moved away meanwhile: what was counted so far
+    finally:
+        os.close(parent_fd)
     return total

@@ -24,42 +24,49 @@ def overlay_works(store_root: Path) -> tuple[bool, str]:
             return bool(cached["ok"]), str(cached["reason"])
     except (OSError, ValueError, KeyError):
         pass
-    ok, reason = _probe(store_root)
-    tmp = cache.with_name(f".{CACHE_NAME}.{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps({"kernel": release, "ok": ok, "reason": reason}))
-        os.replace(tmp, cache)
-    except OSError:
-        pass
+    # in the store's tmp/, owned as every temporary entry is (store/temp.py): what a
+    # probe killed midway leaves (overlayfs makes work/work mode 000) a later command removes
+    from rootless.store.temp import TempOwner
+
+    with TempOwner(store_root) as owner:
+        ok, reason = _probe(owner.path("probe"))
+        tmp = owner.path("probe.json")
+        try:
+            tmp.write_text(json.dumps({"kernel": release, "ok": ok, "reason": reason}))
+            os.replace(tmp, cache)
+        except OSError:
+            pass
     return ok, reason
 
 
-def _probe(store_root: Path) -> tuple[bool, str]:
-    import tempfile
+def _probe(base: Path) -> tuple[bool, str]:
+    from rootless.kernel.remove import rmtree_owned
 
-    base = Path(tempfile.mkdtemp(prefix=".probe-", dir=store_root))
+    base.mkdir(mode=0o700)
     try:
-        for name in ("lower", "upper", "work", "merged"):
-            (base / name).mkdir()
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            _child(base, w)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            message = f.read().decode(errors="replace")
-        _, status = os.waitpid(pid, 0)
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-            return True, "kernel overlayfs mounts in a user namespace on this store"
-        return False, f"kernel overlayfs refused here: {message or 'probe failed'}"
+        return _probe_in(base)
     finally:
-        from rootless.kernel.remove import rmtree_owned
-
         try:
             rmtree_owned(base)
         except OSError:
             pass
+
+
+def _probe_in(base: Path) -> tuple[bool, str]:
+    for name in ("lower", "upper", "work", "merged"):
+        (base / name).mkdir()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        _child(base, w)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        message = f.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return True, "kernel overlayfs mounts in a user namespace on this store"
+    return False, f"kernel overlayfs refused here: {message or 'probe failed'}"
 
 
 def _child(base: Path, w: int) -> None:

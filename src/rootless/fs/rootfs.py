@@ -63,105 +63,195 @@ def prepare(container_dir: Path, layer_dirs: list[Path], strategy: Strategy) -> 
 def copy_layer(layer: Path, dest: Path) -> None:
     """Apply one extracted layer onto `dest`, as overlayfs would show it: whiteouts
     (char 0:0, or the AUFS `.wh.NAME` files kept where mknod was refused) delete, opaque
-    directories (xattr, or `.wh..wh..opq`) hide what lower layers had there."""
-    locked = _open_locked_dirs(layer)
+    directories (xattr, or `.wh..wh..opq`) hide what lower layers had there.
+
+    Iterative, with paths relative to descriptors of the two roots: a layer may be
+    deeper than Python's recursion limit (os.walk recurses in 3.11), and its paths
+    longer than PATH_MAX once the store's own prefix is put in front."""
+    src = os.open(layer, _DIR)
     try:
-        _copy_tree(layer, dest)
+        dst = os.open(dest, _DIR)
+        try:
+            locked = _open_locked_dirs(src)
+            try:
+                _copy_tree(src, dst, dict(locked))
+            finally:
+                for rel, mode in reversed(locked):
+                    os.chmod(_at(rel), mode, dir_fd=src)
+        finally:
+            os.close(dst)
     finally:
-        for path, mode in reversed(locked):
-            os.chmod(path, mode)
+        os.close(src)
 
 
-def _open_locked_dirs(layer: Path) -> list[tuple[str, int]]:
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _at(rel: str) -> str:
+    return rel or "."
+
+
+def _join(rel: str, name: str) -> str:
+    return f"{rel}/{name}" if rel else name
+
+
+def _entries(fd: int) -> list[tuple[str, bool]]:
+    with os.scandir(fd) as entries:
+        return [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+
+
+def _open_locked_dirs(src: int) -> list[tuple[str, int]]:
     """Our own directories of mode 000 or 0444 cannot be walked: open them up for the
     copy, returning what to restore."""
-    changed, stack = [], [str(layer)]
+    changed, stack = [], [""]
     while stack:
-        path = stack.pop()
-        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        rel = stack.pop()
+        mode = stat.S_IMODE(os.stat(_at(rel), dir_fd=src, follow_symlinks=False).st_mode)
         if mode & 0o500 != 0o500:
-            os.chmod(path, mode | 0o500)
-            changed.append((path, mode))
-        with os.scandir(path) as entries:
-            stack += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+            os.chmod(_at(rel), mode | 0o500, dir_fd=src)
+            changed.append((rel, mode))
+        fd = os.open(_at(rel), _DIR, dir_fd=src)
+        try:
+            stack += [_join(rel, name) for name, is_dir in _entries(fd) if is_dir]
+        finally:
+            os.close(fd)
     return changed
 
 
-def _copy_tree(layer: Path, dest: Path) -> None:
-    for dirpath, dirnames, filenames in os.walk(layer):
-        rel = Path(dirpath).relative_to(layer)
-        target_dir = dest / rel
-        if rel != Path(".") and _is_opaque(dirpath, filenames) and target_dir.is_dir():
-            _remove(target_dir)
-        if not target_dir.is_dir() or target_dir.is_symlink():
-            _remove(target_dir)
-            target_dir.mkdir()
-        else:  # root in the container could write into it; so may the copy
-            os.chmod(target_dir, stat.S_IMODE(target_dir.stat().st_mode) | stat.S_IRWXU)
-        links = [d for d in dirnames if os.path.islink(Path(dirpath) / d)]
-        for name in filenames + links:
-            if name == AUFS_OPAQUE:
-                continue
-            if name.startswith(AUFS_WHITEOUT):
-                _remove(target_dir / name[len(AUFS_WHITEOUT):])
-                continue
-            _copy_entry(Path(dirpath) / name, target_dir / name)
-        dirnames[:] = [d for d in dirnames if d not in links]
+def _copy_tree(src: int, dst: int, locked: dict[str, int]) -> None:
+    done = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        sfd = os.open(_at(rel), _DIR, dir_fd=src)
+        try:
+            entries = _entries(sfd)
+            _make_dir(dst, rel, bool(rel) and _is_opaque(sfd, entries))
+            dfd = os.open(_at(rel), _DIR, dir_fd=dst)
+            try:
+                for name, is_dir in entries:
+                    if is_dir:
+                        stack.append(_join(rel, name))
+                    elif name.startswith(AUFS_WHITEOUT):
+                        if name != AUFS_OPAQUE:
+                            _remove(dfd, name[len(AUFS_WHITEOUT):])
+                    else:
+                        _copy_entry(sfd, dfd, name)
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+        done.append(rel)
     # directory modes and times last, deepest first, so read-only ones could be filled
-    for dirpath, _, _ in sorted(os.walk(layer), key=lambda w: -w[0].count(os.sep)):
-        _shutil().copystat(dirpath, dest / Path(dirpath).relative_to(layer),
-                        follow_symlinks=False)
+    for rel in sorted(done, key=lambda r: r.count("/") + 1 if r else 0, reverse=True):
+        _copy_dir_meta(src, dst, rel, locked.get(rel))
+
+
+def _make_dir(dst: int, rel: str, opaque: bool) -> None:
+    """Make `rel` in the copy a real directory we may fill: a non-directory (a symlink
+    of a lower layer) there goes, and so does a directory this layer makes opaque."""
+    parent, _, name = rel.rpartition("/")
+    pfd = os.open(_at(parent), _DIR, dir_fd=dst)
+    try:
+        name = name or "."
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None and rel and (opaque or not stat.S_ISDIR(st.st_mode)):
+            _remove(pfd, name)
+            st = None
+        if st is None:
+            os.mkdir(name, 0o700, dir_fd=pfd)
+        else:  # root in the container could write into it; so may the copy
+            os.chmod(name, stat.S_IMODE(st.st_mode) | stat.S_IRWXU, dir_fd=pfd)
+    finally:
+        os.close(pfd)
 
 
 AUFS_WHITEOUT = ".wh."
 AUFS_OPAQUE = ".wh..wh..opq"
 
 
-def _copy_entry(src: Path, dst: Path) -> None:
-    st = os.lstat(src)
-    _remove(dst)
+def _copy_entry(sfd: int, dfd: int, name: str) -> None:
+    st = os.stat(name, dir_fd=sfd, follow_symlinks=False)
+    _remove(dfd, name)
     if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:  # a whiteout
         return
     if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), dst)
+        os.symlink(os.readlink(name, dir_fd=sfd), name, dir_fd=dfd)
     elif stat.S_ISFIFO(st.st_mode):
-        os.mkfifo(dst, stat.S_IMODE(st.st_mode))
+        os.mkfifo(name, stat.S_IMODE(st.st_mode), dir_fd=dfd)
     elif stat.S_ISREG(st.st_mode):
-        _copy_file(src, dst, st)
+        _copy_file(sfd, dfd, name, st)
 
 
-def _copy_file(src: Path, dst: Path, st: os.stat_result) -> None:
+def _copy_file(sfd: int, dfd: int, name: str, st: os.stat_result) -> None:
     """Files of mode 000 are ours: readable for the copy, their mode restored after."""
-    unreadable = not st.st_mode & stat.S_IRUSR
+    mode = stat.S_IMODE(st.st_mode)
+    unreadable = not mode & stat.S_IRUSR
     if unreadable:
-        os.chmod(src, stat.S_IMODE(st.st_mode) | stat.S_IRUSR)
+        os.chmod(name, mode | stat.S_IRUSR, dir_fd=sfd)  # a regular file of ours
     try:
-        _shutil().copy2(src, dst, follow_symlinks=False)
+        fin = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sfd)
     finally:
         if unreadable:
-            os.chmod(src, stat.S_IMODE(st.st_mode))
-    os.chmod(dst, stat.S_IMODE(st.st_mode))
+            os.chmod(name, mode, dir_fd=sfd)
+    try:
+        fout = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                       | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        try:
+            offset = 0
+            while sent := os.sendfile(fout, fin, offset, 1 << 30):
+                offset += sent
+            _copy_meta(fin, fout, mode, st)
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
 
 
-def _shutil():
-    import shutil  # only the copy fallback needs it; `run` on overlayfs does not
+def _copy_dir_meta(src: int, dst: int, rel: str, mode: int | None) -> None:
+    """A directory's xattrs, mode (its own, not the one opened up for the copy) and
+    times."""
+    sfd = os.open(_at(rel), _DIR, dir_fd=src)
+    try:
+        dfd = os.open(_at(rel), _DIR, dir_fd=dst)
+        try:
+            st = os.fstat(sfd)
+            _copy_meta(sfd, dfd, stat.S_IMODE(st.st_mode) if mode is None else mode, st)
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)
 
-    return shutil
+
+def _copy_meta(fin: int, fout: int, mode: int, st: os.stat_result) -> None:
+    """xattrs (the ownership records among them), mode and times, as shutil.copystat
+    does, but on descriptors."""
+    try:
+        names = os.listxattr(fin)
+    except OSError:
+        names = []
+    for xattr in names:
+        try:
+            os.setxattr(fout, xattr, os.getxattr(fin, xattr))
+        except OSError:
+            pass  # security.* and trusted.* are not ours to set; shutil skips them too
+    os.fchmod(fout, mode)
+    os.utime(fout, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        from rootless.kernel.remove import rmtree_owned
+def _remove(dir_fd: int, name: str) -> None:
+    from rootless.kernel.remove import remove_at
 
-        rmtree_owned(path)
-    elif os.path.lexists(path):
-        path.unlink()
+    remove_at(dir_fd, name)
 
 
-def _is_opaque(path: str, filenames: list[str]) -> bool:
-    if AUFS_OPAQUE in filenames:
+def _is_opaque(fd: int, entries: list[tuple[str, bool]]) -> bool:
+    if any(name == AUFS_OPAQUE for name, _ in entries):
         return True
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(fd, OPAQUE_XATTR) == b"y"
     except OSError:
         return False

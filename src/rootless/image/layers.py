@@ -48,10 +48,18 @@ What each kind of entry becomes:
   unpacking from a user namespace whose root is this user (image/file_caps.py), so
   the kernel keeps them as namespaced (v3) capabilities that take effect in
   containers whose root is this user, as in rootless podman.
+- sparse files (GNU and PAX sparse members) are written as holes, their data segments
+  at their offsets (image/layer_tar.py), never as zeros.
 
 Directory modes and times are applied last, deepest first, so an entry may be
 unpacked into a directory the tar makes read-only. The diff id (sha256 of the
 uncompressed tar, trailing padding included) is computed while unpacking.
+
+What a layer writes is bounded (store/space.py): its files' data bytes by
+ROOTLESS_LAYER_LIMIT, else by the free space of the store's filesystem less a reserve,
+and its entries by the free inodes; past either the layer is refused naming its limit.
+Special headers (PAX, GNU long names, sparse maps) are bounded in size
+(image/layer_tar.py), so no header makes the unpacker hold gigabytes either.
 """
 
 from __future__ import annotations
@@ -73,7 +81,7 @@ _SETID = stat.S_ISUID | stat.S_ISGID
 _MAX_CACHED_DIRS = 128
 _TAR_READ = 1 << 16
 _ENTRY_ERRNOS = {errno.ELOOP, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
-                 errno.EINVAL, errno.EEXIST}
+                 errno.EINVAL, errno.EEXIST, errno.EFBIG}
 
 
 class LayerResult(NamedTuple):
@@ -85,25 +93,33 @@ class LayerResult(NamedTuple):
     file_caps: dict[str, bytes] = {}
 
 
-def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer") -> LayerResult:
+def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer",
+                 stop=None) -> LayerResult:
     """Unpack the (compressed or plain) layer tar read from `stream` into `dest`, an
-    existing empty directory. On error `dest` is left for the caller to remove."""
+    existing empty directory. On error `dest` is left for the caller to remove. A set
+    `stop` event (threading.Event) makes it raise WriteStopped soon after."""
     import tarfile
 
     from rootless.image.compression import Hashing, ReadAhead, decompressed
+    from rootless.image.layer_tar import BoundedInfo
+    from rootless.store.space import SpaceGuard, layer_limit
 
+    guard = SpaceGuard(dest, what, layer_limit(), stop)
     raw = decompressed(stream, what)
     hashing = Hashing(raw)
     ahead = ReadAhead(hashing)  # inflated and hashed on another core
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    unpacker = _Unpacker(root_fd, what)
+    unpacker = _Unpacker(root_fd, what, guard)
     ok = False
     try:
         # 64 KiB reads instead of tarfile's 10 KiB: fewer trips through the
         # read-ahead; larger makes tarfile's buffer slicing cost more than it saves
-        with tarfile.open(fileobj=ahead, mode="r|", errorlevel=2,
-                          bufsize=_TAR_READ) as tar:
-            for member in tar:
+        with tarfile.open(fileobj=ahead, mode="r|", errorlevel=2, bufsize=_TAR_READ,
+                          tarinfo=BoundedInfo) as tar:
+            while (member := tar.next()) is not None:
+                # a stream-mode TarFile keeps every header it read: a layer of
+                # millions of entries would hold them all
+                tar.members.clear()
                 unpacker.entry_checked(tar, member)
         unpacker.finish()
         ahead.drain()  # the padding after the tar's end counts in the diff id
@@ -144,8 +160,8 @@ def override_value(uid: int, gid: int, mode: int, kind: str = "") -> str:
 
 
 class _Unpacker:
-    def __init__(self, root_fd: int, what: str) -> None:
-        self.root_fd, self.what = root_fd, what
+    def __init__(self, root_fd: int, what: str, guard) -> None:
+        self.root_fd, self.what, self.guard = root_fd, what, guard
         self.dirs: dict[str, tuple] = {}  # path -> the directory entry's header values
         self.cache: dict[str, int] = {}  # parent path -> directory descriptor
         self.size = 0
@@ -183,7 +199,7 @@ class _Unpacker:
 
     def _clear(self, dirfd: int, name: str, keep_dir: bool = False) -> bool:
         """Make room for a new entry `name`; True if an existing directory was kept."""
-        import shutil
+        from rootless.kernel.remove import remove_at
 
         try:
             st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
@@ -193,7 +209,7 @@ class _Unpacker:
             if keep_dir:
                 return True
             self._forget_dirs(keep=dirfd)  # others may point into what goes
-            shutil.rmtree(name, dir_fd=dirfd)
+            remove_at(dirfd, name)  # shutil.rmtree recurses: RecursionError when deep
         else:
             self._forget_dirs(keep=dirfd)
             os.unlink(name, dir_fd=dirfd)
@@ -213,6 +229,7 @@ class _Unpacker:
                              f"{os.strerror(e.errno).lower()}: refused") from None
 
     def entry(self, tar, member) -> None:
+        self.guard.entry()
         parts = clean_name(member.name, self.what)
         if not parts:
             return  # the layer root itself: its metadata is not the image's to set
@@ -251,10 +268,16 @@ class _Unpacker:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o600, dir_fd=dirfd)
         try:
-            source = tar.extractfile(member)
-            with open(fd, "wb", closefd=False, buffering=0) as out:
-                while chunk := source.read(1 << 20):
-                    out.write(chunk)
+            if member.sparse is not None:
+                from rootless.image.layer_tar import write_sparse
+
+                write_sparse(tar, member, fd, self.guard, self.what)
+            else:
+                source = tar.extractfile(member)
+                with open(fd, "wb", closefd=False, buffering=0) as out:
+                    while chunk := source.read(1 << 20):
+                        self.guard.charge(len(chunk))
+                        out.write(chunk)
             self.size += member.size
             self._set_meta(fd, path, member.mode, member.uid, member.gid, member.mtime)
             cap = member.pax_headers.get(CAPABILITY_PAX)

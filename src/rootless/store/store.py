@@ -3,7 +3,9 @@
     <root>/blobs/sha256/<hex>   content-addressed blobs (store/blobs.py)
     <root>/layers/<chain-hex>/  extracted layer trees, the lowerdirs of overlayfs
     <root>/containers/<id>/     container directories (engine/containers.py)
-    <root>/tmp/                 temporary entries, renamed into place when complete
+    <root>/tmp/                 temporary entries, renamed into place when complete;
+                                each owned by a live command or reclaimed (store/temp.py)
+    <root>/owners/              flock(2)ed by each live command that has tmp/ entries
     <root>/state.db             SQLite in WAL mode (store/schema.py)
     <root>/lock                 flock(2): exclusive for changes that must not
                                 interleave (removing images, renaming layers in),
@@ -22,9 +24,8 @@ from pathlib import Path
 from typing import Iterator
 
 from rootless.errors import StoreError
-from rootless.kernel.procs import pid_alive
 
-SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp")
+SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp", "owners")
 SCHEMA_VERSION = 3  # of state.db (2: containers.finished, 3: images.removed); store/schema.py creates and upgrades it
 
 
@@ -53,6 +54,7 @@ class Store:
         self._lock_fd: int | None = None
         self._lock_depth = 0
         self._lock_shared = False
+        self._temp_owner = None  # store/temp.py's TempOwner, made when first needed
 
     @classmethod
     def open(cls, root: Path | str | None = None) -> "Store":
@@ -85,6 +87,8 @@ class Store:
             schema.create_or_upgrade(self.db, self.root)
 
     def close(self) -> None:
+        if self._temp_owner is not None:
+            self._temp_owner.release()
         self.db.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
@@ -122,29 +126,27 @@ class Store:
 
     def temp_path(self, kind: str) -> Path:
         """A fresh name under tmp/ (same filesystem as blobs/ and layers/, so renames are
-        atomic). Names carry the creating pid: entries of dead processes are removed by
-        clean_temp(), so a killed command leaves nothing that lasts."""
-        return self.tmp_dir / f"{kind}-{os.getpid()}-{os.urandom(6).hex()}"
+        atomic), owned by this command (store/temp.py): whatever kills it, what it
+        leaves there is removed by the next command's clean_temp()."""
+        return self.temp_owner().path(kind)
 
-    def clean_temp(self, own: bool = False) -> None:
-        """Remove tmp/ entries whose creating process is gone; with `own`, this
-        process's too (a failed command, whose abandoned threads may still write)."""
-        from rootless.store.blobs import remove_tree
+    def temp_owner(self):
+        """This command's TempOwner of tmp/ entries (store/temp.py)."""
+        if self._temp_owner is None:
+            from rootless.store.temp import TempOwner
 
-        try:
-            names = os.listdir(self.tmp_dir)
-        except FileNotFoundError:
-            return
-        for name in names:
-            parts = name.split("-")
-            if len(parts) < 3 or not parts[-2].isdigit():
-                continue
-            pid = int(parts[-2])
-            if (own and pid == os.getpid()) or not pid_alive(pid):
-                try:
-                    remove_tree(self.tmp_dir / name)
-                except FileNotFoundError:
-                    pass  # its writer moved it into place meanwhile
+            self._temp_owner = TempOwner(self.root)
+        return self._temp_owner
+
+    def clean_temp(self, own: bool = False, remove=None) -> None:
+        """Remove tmp/ entries whose owner is gone; with `own`, this command's too (a
+        failed command, whose abandoned threads may still write). `remove` removes
+        one entry (default: kernel/remove.py's; the engine passes one that falls back
+        to a user namespace); what it cannot remove is left, never an error."""
+        from rootless.store.temp import temp_clean
+
+        own_token = self._temp_owner.token if own and self._temp_owner else None
+        temp_clean(self.root, own_token, remove)
 
 
 def _make_dirs(root: Path) -> None:
