@@ -104,3 +104,12 @@ def test_executor_drops_every_capability_outside_the_bounding_set():
 def test_spec_round_trips_through_json():
     s = spec()
     assert p.build_plan(json.loads(json.dumps(s)), True).typed_steps() == p.build_plan(s, True).typed_steps()
+
+
+def test_every_step_type_has_a_handler_in_the_executor():
+    from rootless.runtime.executor import HANDLERS
+
+    steps = {obj for obj in vars(p).values()
+             if isinstance(obj, type) and issubclass(obj, tuple) and obj.__module__ == p.__name__
+             and obj is not p.Plan}
+    assert steps == set(HANDLERS)

@@ -51,9 +51,9 @@ class Executor:
 
     def run(self, steps: tuple[object, ...]) -> None:
         for step in steps:
-            handler = getattr(self, "do_" + type(step).__name__)
+            handler = HANDLERS[type(step)]
             try:
-                handler(step)
+                handler(self, step)
             except RootlessError:
                 raise
             except OSError as e:
@@ -310,6 +310,34 @@ class Executor:
     def do_Exec(self, step: p.Exec) -> None:
         raise AssertionError("Exec is run by runtime.process, not the executor")
 
+
+
+# Each step type and the method that runs it: a step without one fails at import, not
+# in the middle of a container's set-up (crun's handler tables).
+HANDLERS = {
+    p.MakeMountsPrivate: Executor.do_MakeMountsPrivate,
+    p.MountOverlay: Executor.do_MountOverlay,
+    p.BindRootfs: Executor.do_BindRootfs,
+    p.MountFilesystem: Executor.do_MountFilesystem,
+    p.BindMount: Executor.do_BindMount,
+    p.BindHostSys: Executor.do_BindHostSys,
+    p.BindDevice: Executor.do_BindDevice,
+    p.MakeSymlink: Executor.do_MakeSymlink,
+    p.PivotRoot: Executor.do_PivotRoot,
+    p.MaskPath: Executor.do_MaskPath,
+    p.ReadonlyPath: Executor.do_ReadonlyPath,
+    p.ReadonlyRoot: Executor.do_ReadonlyRoot,
+    p.SetHostname: Executor.do_SetHostname,
+    p.LoopbackUp: Executor.do_LoopbackUp,
+    p.SetRlimit: Executor.do_SetRlimit,
+    p.Chdir: Executor.do_Chdir,
+    p.DropBoundingCapabilities: Executor.do_DropBoundingCapabilities,
+    p.SetUser: Executor.do_SetUser,
+    p.SetCapabilities: Executor.do_SetCapabilities,
+    p.NoNewPrivileges: Executor.do_NoNewPrivileges,
+    p.LoadSeccomp: Executor.do_LoadSeccomp,
+    p.Exec: Executor.do_Exec,
+}
 
 def describe(step: object) -> str:
     """The step's name and object for error messages."""
