@@ -42,8 +42,11 @@ def _register() -> None:
                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                   "help_option_names": []})(run_passthrough)
     app.command("version", help="Show the version.")(system.version)
-    app.command("ps", help="List containers.")(container.ps)
-    app.command("rm", help="Remove containers.")(container.rm)
+    container.register(app)
+    container.app.command("run", help=run.HELP_SUMMARY + " (see: rootless run --help)",
+                          context_settings={"ignore_unknown_options": True,
+                                            "allow_extra_args": True,
+                                            "help_option_names": []})(run_passthrough)
     image.register_shortcuts(app)
     from rootless.cli import registry
 

@@ -1,10 +1,14 @@
-"""`rootless ps` and `rootless rm`."""
+"""`rootless container ...` (ls, rm, inspect; run is cli/run.py) and the docker
+shortcuts `rootless ps|rm`."""
 
 from __future__ import annotations
 
 from typing import List
 
 import typer
+
+app = typer.Typer(name="container", help="Manage containers.", no_args_is_help=True,
+                  add_completion=False)
 
 
 def ps(ctx: typer.Context,
@@ -86,3 +90,19 @@ def rm(ctx: typer.Context,
 
 def _truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def register(root: typer.Typer) -> None:
+    """The `container` group and docker's top-level spellings ps, rm, inspect."""
+    from rootless.cli.inspect import container_inspect, inspect
+
+    app.command("ls", help="List containers.")(ps)
+    app.command("ps", help="List containers.")(ps)
+    app.command("rm", help="Remove containers.")(rm)
+    app.command("inspect", help="Show details of containers, as a JSON array.")(
+        container_inspect)
+    root.add_typer(app, name="container", help="Manage containers.")
+    root.command("ps", help="List containers.")(ps)
+    root.command("rm", help="Remove containers.")(rm)
+    root.command("inspect", help="Show details of containers or images, as a JSON "
+                 "array.")(inspect)

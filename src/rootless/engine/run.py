@@ -214,7 +214,7 @@ def security_config(opts: RunOptions, profile: dict | None,
     name = opts.seccomp if opts.seccomp in (BUILTIN, UNCONFINED) else os.path.abspath(
         opts.seccomp)
     options = ((f"seccomp={name}",) if name != BUILTIN else ()) + (
-        ("no-new-privileges=true",) if opts.no_new_privileges else ())
+        ("no-new-privileges",) if opts.no_new_privileges else ())  # docker's spelling
     if opts.privileged:
         return SecurityConfig(None, UNCONFINED, True, options)
     if profile is None:
