@@ -414,3 +414,22 @@ def test_walk_does_not_follow_a_directory_swapped_for_a_symlink_while_climbing(
         assert err.value.errno == errno.ESTALE
     finally:
         os.close(root)
+
+
+# ---- id maps of an OCI spec are read strictly ----
+
+@pytest.mark.parametrize("entry", [
+    {"containerID": 0, "hostID": 1000, "size": "1"},
+    {"containerID": True, "hostID": 1000, "size": 1},
+    {"containerID": 0, "hostID": 4294967295, "size": 1},
+    {"containerID": -1, "hostID": 1000, "size": 1},
+    {"containerID": 0, "hostID": 1000, "size": 0},
+    {"containerID": 4294967290, "hostID": 1000, "size": 10},
+    "0 1000 1",
+])
+def test_spec_id_mappings_are_read_strictly(entry):
+    from rootless.kernel.idmap import maps_from_spec
+
+    good = {"containerID": 0, "hostID": os.getgid(), "size": 1}
+    with pytest.raises(RuntimeSetupError):
+        maps_from_spec({"uidMappings": [entry], "gidMappings": [good]})

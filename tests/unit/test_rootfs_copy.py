@@ -141,3 +141,23 @@ def test_ownership_records_are_copied(tmp_path):
     copy_layer(src, dest)
     for path in (dest / "etc", dest / "etc/shadow"):
         assert os.getxattr(path, "user.containers.override_stat") == record
+
+
+def test_a_sparse_file_is_copied_with_its_holes(tmp_path):
+    """16 GiB declared, a few blocks of data: the copy allocates no more than the layer."""
+    lower = layer(tmp_path, "lower", {"dir": None})
+    with open(lower / "sparse", "wb") as f:
+        f.seek(8 << 30)
+        f.write(b"middle")
+        f.truncate(16 << 30)
+    dest = tmp_path / "merged"
+    dest.mkdir()
+    copy_layer(lower, dest)
+    st = os.stat(dest / "sparse")
+    assert st.st_size == 16 << 30
+    assert st.st_blocks * 512 <= 1 << 20
+    with open(dest / "sparse", "rb") as f:
+        f.seek(8 << 30)
+        assert f.read(6) == b"middle"
+        f.seek(0)
+        assert f.read(4096) == bytes(4096)

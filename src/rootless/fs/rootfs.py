@@ -201,14 +201,40 @@ def _copy_file(sfd: int, dfd: int, name: str, st: os.stat_result) -> None:
         fout = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                        | os.O_CLOEXEC, 0o600, dir_fd=dfd)
         try:
-            offset = 0
-            while sent := os.sendfile(fout, fin, offset, 1 << 30):
-                offset += sent
+            _copy_data(fin, fout, st)
             _copy_meta(fin, fout, mode, st)
         finally:
             os.close(fout)
     finally:
         os.close(fin)
+
+
+def _copy_data(fin: int, fout: int, st: os.stat_result) -> None:
+    """The file's data; holes stay holes. A layer may hold a sparse file that declares
+    16 GiB in a few blocks (image/layer_tar.py writes them so): copied densely, every
+    container of the image would write all of it (lseek(2): SEEK_DATA/SEEK_HOLE)."""
+    segments = [(0, st.st_size)]
+    if st.st_blocks * 512 < st.st_size:
+        segments = _data_segments(fin, st.st_size)
+    for start, end in segments:
+        os.lseek(fout, start, os.SEEK_SET)
+        offset = start
+        while offset < end and (sent := os.sendfile(fout, fin, offset, end - offset)):
+            offset += sent
+    os.ftruncate(fout, st.st_size)
+
+
+def _data_segments(fd: int, size: int) -> list[tuple[int, int]]:
+    segments, offset = [], 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole is left
+            break
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        segments.append((start, end))
+        offset = end
+    return segments
 
 
 def _copy_dir_meta(src: int, dst: int, rel: str, mode: int | None) -> None:

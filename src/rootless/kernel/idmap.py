@@ -194,8 +194,10 @@ def _run_helper(helper: str, pid: int, ranges: tuple[IdRange, ...]) -> None:
 def maps_from_spec(linux: dict) -> IdMaps | None:
     """The maps an OCI spec asks for (linux.uidMappings/gidMappings), or None."""
     def ranges(key: str) -> tuple[IdRange, ...]:
-        return tuple(IdRange(int(m["containerID"]), int(m["hostID"]), int(m["size"]))
-                     for m in linux.get(key, []))
+        entries = linux.get(key) or []
+        if not isinstance(entries, list):
+            raise RuntimeSetupError(f"linux.{key}: not a list")
+        return tuple(_spec_range(key, m) for m in entries)
 
     uids, gids = ranges("uidMappings"), ranges("gidMappings")
     if not uids or not gids:
@@ -204,6 +206,19 @@ def maps_from_spec(linux: dict) -> IdMaps | None:
     own_gid = (IdRange(gids[0].container_id, os.getgid(), 1),)
     direct = uids == own and gids == own_gid
     return IdMaps(uids=uids, gids=gids, use_helpers=not direct)
+
+
+def _spec_range(key: str, entry: object) -> IdRange:
+    """One OCI id mapping, strictly: integers (never bools or strings), ids in range, a
+    size of at least one that does not run past the last id (user_namespaces(7))."""
+    fields = ("containerID", "hostID", "size")
+    values = [entry.get(f) if isinstance(entry, dict) else None for f in fields]
+    container_id, host_id, size = values
+    if not (all(type(v) is int for v in values) and valid_id(container_id)
+            and valid_id(host_id) and size >= 1 and container_id + size - 1 <= MAX_ID
+            and host_id + size - 1 <= MAX_ID):
+        raise RuntimeSetupError(f"linux.{key}: invalid mapping {entry!r}: {ID_RANGE}")
+    return IdRange(container_id, host_id, size)
 
 
 def maps_to_spec(maps: IdMaps) -> dict:
