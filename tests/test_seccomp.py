@@ -222,7 +222,7 @@ def test_security_options_are_recorded_in_the_container_config(rootless, busybox
     config = container_config(rootless, store)
     notes = config["annotations"]
     assert json.loads(notes["run.rootless.security-opt"]) == ["seccomp=unconfined",
-                                                              "no-new-privileges=true"]
+                                                              "no-new-privileges"]
     assert (notes["run.rootless.seccomp"], notes["run.rootless.privileged"]) == \
         ("unconfined", "false")
     assert "seccomp" not in config["linux"]
