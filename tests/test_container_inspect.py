@@ -60,8 +60,8 @@ def spec_path(store: Path, container_id: str) -> Path:
 # ---- shape ----
 
 def test_inspect_prints_dockers_container_object(rootless, busybox):
-    run_named(rootless, busybox, "x", command=("sh", "-c", "exit 3"), code=3)
-    obj = inspect_one(rootless, "x")
+    run_named(rootless, busybox, "xc", command=("sh", "-c", "exit 3"), code=3)
+    obj = inspect_one(rootless, "xc")
     assert TOP_KEYS <= obj.keys()
     assert STATE_KEYS <= obj["State"].keys()
     assert CONFIG_KEYS <= obj["Config"].keys()
@@ -70,17 +70,17 @@ def test_inspect_prints_dockers_container_object(rootless, busybox):
 
 
 def test_inspect_output_is_a_json_array_indented_by_four(rootless, busybox):
-    run_named(rootless, busybox, "x")
-    out = ok(rootless("container", "inspect", "x"))
+    run_named(rootless, busybox, "xc")
+    out = ok(rootless("container", "inspect", "xc"))
     assert out.startswith("[\n    {\n        \"Id\": ")
 
 
 def test_inspect_shows_identity_command_and_image(rootless, busybox):
-    run_named(rootless, busybox, "x", command=("sh", "-c", "exit 3"), code=3)
-    obj = inspect_one(rootless, "x")
+    run_named(rootless, busybox, "xc", command=("sh", "-c", "exit 3"), code=3)
+    obj = inspect_one(rootless, "xc")
     image_id = json.loads(ok(rootless("image", "inspect", busybox)))[0]["Id"]
     assert re.fullmatch(r"[0-9a-f]{64}", obj["Id"])
-    assert obj["Name"] == "/x"
+    assert obj["Name"] == "/xc"
     assert (obj["Path"], obj["Args"]) == ("sh", ["-c", "exit 3"])
     assert obj["Image"] == image_id
     assert obj["Config"]["Image"] == busybox
@@ -90,8 +90,8 @@ def test_inspect_shows_identity_command_and_image(rootless, busybox):
 
 
 def test_inspect_shows_the_exited_state(rootless, busybox):
-    run_named(rootless, busybox, "x", command=("sh", "-c", "exit 3"), code=3)
-    state = inspect_one(rootless, "x")["State"]
+    run_named(rootless, busybox, "xc", command=("sh", "-c", "exit 3"), code=3)
+    state = inspect_one(rootless, "xc")["State"]
     assert (state["Status"], state["Running"], state["ExitCode"], state["Pid"]) == \
         ("exited", False, 3, 0)
     for key in ("StartedAt", "FinishedAt"):
@@ -99,19 +99,19 @@ def test_inspect_shows_the_exited_state(rootless, busybox):
 
 
 def test_inspect_created_is_rfc3339_nano_utc(rootless, busybox):
-    run_named(rootless, busybox, "x")
-    assert RFC3339_NANO.match(inspect_one(rootless, "x")["Created"])
+    run_named(rootless, busybox, "xc")
+    assert RFC3339_NANO.match(inspect_one(rootless, "xc")["Created"])
 
 
 def test_inspect_shows_the_running_state(rootless, busybox):
-    proc = rootless.popen("run", "--name", "x", busybox, "sleep", "30")
+    proc = rootless.popen("run", "--name", "xc", busybox, "sleep", "30")
     def running() -> bool:
-        r = rootless("container", "inspect", "-f", "{{.State.Status}}", "x")
+        r = rootless("container", "inspect", "-f", "{{.State.Status}}", "xc")
         return r.returncode == 0 and r.stdout.strip() == "running"
 
     try:
         wait_for(running)
-        state = inspect_one(rootless, "x")["State"]
+        state = inspect_one(rootless, "xc")["State"]
         assert state["Running"] is True and state["Pid"] > 0
         assert state["FinishedAt"] == "0001-01-01T00:00:00Z"
     finally:
@@ -120,8 +120,8 @@ def test_inspect_shows_the_running_state(rootless, busybox):
 
 
 def test_inspect_shows_runtime_driver_and_files(rootless, busybox, store):
-    run_named(rootless, busybox, "x")
-    obj = inspect_one(rootless, "x")
+    run_named(rootless, busybox, "xc")
+    obj = inspect_one(rootless, "xc")
     cdir = store / "containers" / obj["Id"]
     assert obj["HostConfig"]["Runtime"] == "rootless"
     assert obj["Driver"] in ("overlay", "vfs") and obj["GraphDriver"]["Name"] == obj["Driver"]
@@ -135,38 +135,38 @@ def test_inspect_shows_runtime_driver_and_files(rootless, busybox, store):
 
 def test_copied_rootfs_is_shown_as_vfs(rootless, busybox):
     rootless.env["ROOTLESS_ROOTFS"] = "copy"
-    run_named(rootless, busybox, "x")
-    obj = inspect_one(rootless, "x")
+    run_named(rootless, busybox, "xc")
+    obj = inspect_one(rootless, "xc")
     assert (obj["Driver"], obj["GraphDriver"]) == ("vfs", {"Name": "vfs", "Data": None})
 
 
 def test_inspect_shows_binds_and_mounts(rootless, busybox, tmp_path):
-    run_named(rootless, busybox, "x", "-v", f"{tmp_path}:/data:ro")
-    obj = inspect_one(rootless, "x")
+    run_named(rootless, busybox, "xc", "-v", f"{tmp_path}:/data:ro")
+    obj = inspect_one(rootless, "xc")
     assert obj["HostConfig"]["Binds"] == [f"{tmp_path}:/data:ro"]
     assert [(m["Source"], m["Destination"], m["RW"]) for m in obj["Mounts"]] == \
         [(str(tmp_path), "/data", False)]
 
 
 def test_inspect_shows_ulimits_and_init(rootless, busybox):
-    run_named(rootless, busybox, "x", "--ulimit", "nofile=100:200", "--init")
-    host = inspect_one(rootless, "x")["HostConfig"]
+    run_named(rootless, busybox, "xc", "--ulimit", "nofile=100:200", "--init")
+    host = inspect_one(rootless, "xc")["HostConfig"]
     assert host["Ulimits"] == [{"Name": "nofile", "Hard": 200, "Soft": 100}]
     assert host["Init"] is True
 
 
 def test_size_option_adds_sizes(rootless, busybox):
-    run_named(rootless, busybox, "x", command=("sh", "-c", "head -c 5000 /dev/zero > /f"))
-    obj = inspect_one(rootless, "-s", "x")
+    run_named(rootless, busybox, "xc", command=("sh", "-c", "head -c 5000 /dev/zero > /f"))
+    obj = inspect_one(rootless, "-s", "xc")
     assert obj["SizeRootFs"] >= obj["SizeRw"] >= 5000
-    assert "SizeRw" not in inspect_one(rootless, "x")
+    assert "SizeRw" not in inspect_one(rootless, "xc")
 
 
 # ---- security options ----
 
 def test_default_container_has_no_security_options(rootless, busybox):
-    run_named(rootless, busybox, "x")
-    host = inspect_one(rootless, "x")["HostConfig"]
+    run_named(rootless, busybox, "xc")
+    host = inspect_one(rootless, "xc")["HostConfig"]
     assert (host["SecurityOpt"], host["Privileged"]) == (None, False)
     assert "/proc/kcore" in host["MaskedPaths"]
 
@@ -178,15 +178,15 @@ def test_default_container_has_no_security_options(rootless, busybox):
      ["seccomp=unconfined", "no-new-privileges"]),
 ])
 def test_security_opt_is_shown(rootless, busybox, options, shown):
-    run_named(rootless, busybox, "x", *options)
+    run_named(rootless, busybox, "xc", *options)
     out = ok(rootless("container", "inspect", "-f", "{{json .HostConfig.SecurityOpt}}",
-                      "x"))
+                      "xc"))
     assert json.loads(out) == shown
 
 
 def test_privileged_is_shown(rootless, busybox):
-    run_named(rootless, busybox, "x", "--privileged")
-    host = inspect_one(rootless, "x")["HostConfig"]
+    run_named(rootless, busybox, "xc", "--privileged")
+    host = inspect_one(rootless, "xc")["HostConfig"]
     assert host["Privileged"] is True
     assert (host["MaskedPaths"], host["ReadonlyPaths"]) == (None, None)
 
@@ -194,17 +194,17 @@ def test_privileged_is_shown(rootless, busybox):
 # ---- --format ----
 
 def test_format_renders_each_container(rootless, busybox):
-    run_named(rootless, busybox, "x", command=("sh", "-c", "exit 3"), code=3)
-    run_named(rootless, busybox, "y")
+    run_named(rootless, busybox, "xc", command=("sh", "-c", "exit 3"), code=3)
+    run_named(rootless, busybox, "yc")
     out = ok(rootless("container", "inspect", "--format", "{{.State.ExitCode}} {{.Name}}",
-                      "x", "y"))
-    assert out == "3 /x\n0 /y\n"
+                      "xc", "yc"))
+    assert out == "3 /xc\n0 /yc\n"
 
 
 def test_format_lists_print_as_docker_does(rootless, busybox):
-    run_named(rootless, busybox, "x", "--security-opt", "seccomp=unconfined",
+    run_named(rootless, busybox, "xc", "--security-opt", "seccomp=unconfined",
               "--security-opt", "no-new-privileges")
-    out = ok(rootless("container", "inspect", "-f", "{{.HostConfig.SecurityOpt}}", "x"))
+    out = ok(rootless("container", "inspect", "-f", "{{.HostConfig.SecurityOpt}}", "xc"))
     assert out == "[seccomp=unconfined no-new-privileges]\n"
 
 
@@ -217,16 +217,16 @@ def test_bad_template_fails_before_lookup(rootless, busybox):
 # ---- names ----
 
 def test_container_is_found_by_id_prefix(rootless, busybox):
-    run_named(rootless, busybox, "x")
-    full = inspect_one(rootless, "x")["Id"]
+    run_named(rootless, busybox, "xc")
+    full = inspect_one(rootless, "xc")["Id"]
     assert inspect_one(rootless, full[:12])["Id"] == full
 
 
 def test_unknown_container_is_an_error_after_the_found_ones(rootless, busybox):
-    run_named(rootless, busybox, "x")
-    result = rootless("container", "inspect", "x", "nosuch")
+    run_named(rootless, busybox, "xc")
+    result = rootless("container", "inspect", "xc", "nosuch")
     assert result.returncode == 1, result.stderr
-    assert [o["Name"] for o in json.loads(result.stdout)] == ["/x"]
+    assert [o["Name"] for o in json.loads(result.stdout)] == ["/xc"]
     assert result.stderr == "Error: no such container: nosuch\n"
 
 
@@ -254,17 +254,17 @@ def test_top_level_inspect_type_container_skips_images(rootless, busybox):
 
 
 def test_top_level_inspect_mixes_containers_and_images(rootless, busybox):
-    run_named(rootless, busybox, "x")
-    out = ok(rootless("inspect", "-f", "{{.Id}}", "x", busybox))
+    run_named(rootless, busybox, "xc")
+    out = ok(rootless("inspect", "-f", "{{.Id}}", "xc", busybox))
     container_id, image_id = out.split()
     assert len(container_id) == 64 and image_id.startswith("sha256:")
 
 
 def test_top_level_inspect_unknown_name_is_no_such_object(rootless, busybox):
-    run_named(rootless, busybox, "x")
-    result = rootless("inspect", "-f", "{{.Name}}", "x", "nosuch")
+    run_named(rootless, busybox, "xc")
+    result = rootless("inspect", "-f", "{{.Name}}", "xc", "nosuch")
     assert result.returncode == 1, result.stderr
-    assert result.stdout == "/x\n"
+    assert result.stdout == "/xc\n"
     assert result.stderr == "Error: no such object: nosuch\n"
 
 
@@ -278,8 +278,8 @@ def test_top_level_inspect_bad_type_is_refused(rootless, busybox):
 
 def break_spec(rootless, busybox: str, store: Path, how: str) -> str:
     """Run container x, then replace its config.json as `how` says."""
-    run_named(rootless, busybox, "x")
-    container_id = inspect_one(rootless, "x")["Id"]
+    run_named(rootless, busybox, "xc")
+    container_id = inspect_one(rootless, "xc")["Id"]
     path = spec_path(store, container_id)
     path.unlink()
     if how == "truncated":
@@ -304,7 +304,7 @@ def break_spec(rootless, busybox: str, store: Path, how: str) -> str:
                                  "missing"])
 def test_broken_config_json_gives_zero_values(rootless, busybox, store, how):
     container_id = break_spec(rootless, busybox, store, how)
-    result = rootless("container", "inspect", "x", timeout=20)
+    result = rootless("container", "inspect", "xc", timeout=20)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     obj = json.loads(result.stdout)[0]
@@ -320,5 +320,5 @@ def test_oversized_config_json_is_not_read(rootless, busybox, store):
     container_id = break_spec(rootless, busybox, store, "missing")
     with open(spec_path(store, container_id), "wb") as f:
         f.truncate(64 << 20)  # sparse: 64 MiB of zeros, past the bound
-    result = rootless("container", "inspect", "-f", "{{json .Config.Env}}", "x")
+    result = rootless("container", "inspect", "-f", "{{json .Config.Env}}", "xc")
     assert (result.returncode, result.stdout) == (0, "null\n"), result.stderr

@@ -85,7 +85,7 @@ def test_schema_version_and_wal(store):
 def test_containers_table_has_the_agreed_columns(store):
     columns = [r[1] for r in store.db.execute("PRAGMA table_info(containers)")]
     assert columns == ["id", "name", "image_id", "image_name", "created", "state", "command",
-                       "spec_path", "pid", "exit_code", "auto_remove", "finished"]
+                       "spec_path", "pid", "exit_code", "auto_remove", "finished", "labels"]
 
 
 def test_a_version_1_store_gains_the_finished_column(tmp_path):
@@ -104,7 +104,30 @@ def test_a_version_1_store_gains_the_finished_column(tmp_path):
     db.close()
     store = Store.open(root)
     columns = [r[1] for r in store.db.execute("PRAGMA table_info(containers)")]
-    assert columns[-1] == "finished"
+    assert columns[-2:] == ["finished", "labels"]
+
+
+def test_a_version_3_store_keeps_its_containers_and_gains_the_labels_column(tmp_path):
+    import sqlite3 as sq
+
+    from rootless.engine.containers import container_list
+    from rootless.store import Store
+
+    root = tmp_path / "old"
+    root.mkdir()
+    db = sq.connect(root / "state.db")
+    db.executescript("CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                     "INSERT INTO schema_version VALUES (3);"
+                     "CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT UNIQUE, "
+                     "image_id TEXT, image_name TEXT, created REAL, state TEXT, command TEXT,"
+                     " spec_path TEXT, pid INTEGER, exit_code INTEGER, auto_remove INTEGER,"
+                     " finished REAL);"
+                     "INSERT INTO containers (id, name, state, auto_remove) VALUES "
+                     "('c1', 'web', 'exited', 0);")
+    db.close()
+    store = Store.open(root)
+    (row,) = container_list(store)
+    assert (row.record.name, row.labels) == ("web", None)  # made before labels: none kept
 
 
 def test_a_version_2_store_keeps_its_images_and_gains_the_removed_column(tmp_path):

@@ -118,9 +118,9 @@ def test_the_copy_rootfs_of_an_image_holding_a_1500_deep_tree_runs(rootless, dee
 
 @pytest.mark.container
 def test_rm_removes_a_container_that_made_a_1500_deep_tree(rootless, busybox, store):
-    assert ok(rootless("run", "--name", "c", busybox, "sh", "-c",
+    assert ok(rootless("run", "--name", "ctr", busybox, "sh", "-c",
                        make_deep_in_container())) == "made\n"
-    assert ok(rootless("rm", "c")) == "c\n"
+    assert ok(rootless("rm", "ctr")) == "ctr\n"
     assert ok(rootless("ps", "-aq")) == ""
     assert store_dirs(store, "containers") == [] and no_temp(store)
 
@@ -137,8 +137,8 @@ def test_run_rm_removes_a_1500_deep_tree_the_container_made(rootless, busybox, s
 
 @pytest.mark.container
 def test_rm_removes_a_tree_whose_paths_are_longer_than_path_max(rootless, busybox, store):
-    ok(rootless("run", "--name", "c", busybox, "sh", "-c", make_long_in_container()))
-    assert ok(rootless("rm", "c")) == "c\n"
+    ok(rootless("run", "--name", "ctr", busybox, "sh", "-c", make_long_in_container()))
+    assert ok(rootless("rm", "ctr")) == "ctr\n"
     assert store_dirs(store, "containers") == [] and no_temp(store)
 
 
@@ -155,7 +155,7 @@ def test_a_1500_deep_tree_of_subordinate_ids_is_removed(rootless, busybox, store
 
 @pytest.mark.container
 def test_system_df_counts_what_a_container_wrote_below_path_max(rootless, busybox):
-    ok(rootless("run", "--name", "c", busybox, "sh", "-c",
+    ok(rootless("run", "--name", "ctr", busybox, "sh", "-c",
                 make_long_in_container(bottom="head -c 300000 /dev/zero > f")))
     out = ok(rootless("system", "df", "--format", "{{.Type}} {{.Size}}"))
     size = dict(line.rsplit(" ", 1) for line in out.splitlines())["Containers"]
@@ -295,7 +295,7 @@ def kill_rm_midway(rootless, store: Path, many: str) -> None:
     path = store / "containers" / cid / "upper" / many.lstrip("/")
     if not path.is_dir():
         path = store / "containers" / cid / "rootfs" / many.lstrip("/")
-    proc = rootless.popen("rm", "c", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = rootless.popen("rm", "ctr", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def removal_started() -> bool:
         try:
@@ -316,7 +316,7 @@ MAKE_MANY = "mkdir {0} && cd {0} && seq 40000 | xargs touch"
 @pytest.mark.container
 def test_an_rm_killed_midway_leaves_no_directory_without_a_container(
         rootless, busybox, store, image_archives):
-    ok(rootless("run", "--name", "c", busybox, "sh", "-c", MAKE_MANY.format("/many")))
+    ok(rootless("run", "--name", "ctr", busybox, "sh", "-c", MAKE_MANY.format("/many")))
     kill_rm_midway(rootless, store, "/many")
     assert ok(rootless("ps", "-aq")) == ""  # its row went first
     assert store_dirs(store, "containers") == []
@@ -330,7 +330,7 @@ def test_an_rm_killed_midway_through_files_of_subordinate_ids_is_finished_later(
         rootless, busybox, store, image_archives):
     """What only a user namespace can remove does not block an import, which leaves
     it; the next rm, which can, reclaims it."""
-    ok(rootless("run", "-u", "1000", "--name", "c", busybox, "sh", "-c",
+    ok(rootless("run", "-u", "1000", "--name", "ctr", busybox, "sh", "-c",
                 MAKE_MANY.format("/tmp/many")))
     kill_rm_midway(rootless, store, "/tmp/many")
     assert store_dirs(store, "containers") == []
@@ -384,7 +384,7 @@ def sentinel_files(path: Path) -> list[str]:
 
 
 def race_while_removing(rootless, store, sentinel, *rm_args: str) -> None:
-    """Container `c` made /x holding DIRS directories; while `rm` removes it, the
+    """Container `ctr` made /x holding DIRS directories; while `rm` removes it, the
     racer replaces them with symlinks to the sentinel."""
     (cid,) = store_dirs(store, "containers")
     x = store / "containers" / cid / "upper" / "x"
@@ -397,7 +397,7 @@ def race_while_removing(rootless, store, sentinel, *rm_args: str) -> None:
                              stdout=subprocess.PIPE, text=True)
     try:
         assert racer.stdout.readline() == "racing\n"
-        result = rootless("rm", *rm_args, "c")
+        result = rootless("rm", *rm_args, "ctr")
         racer.wait(timeout=30)
     finally:
         racer.kill()
@@ -410,14 +410,14 @@ def race_while_removing(rootless, store, sentinel, *rm_args: str) -> None:
 @pytest.mark.container
 def test_rm_of_a_container_whose_directories_are_swapped_for_symlinks_stays_inside(
         rootless, busybox, store, sentinel):
-    ok(rootless("run", "--name", "c", busybox, "sh", "-c", MAKE_X))
+    ok(rootless("run", "--name", "ctr", busybox, "sh", "-c", MAKE_X))
     race_while_removing(rootless, store, sentinel)
 
 
 @pytest.mark.container
 def test_rm_f_of_a_running_container_whose_directories_are_swapped_stays_inside(
         rootless, busybox, store, sentinel):
-    proc = rootless.popen("run", "--name", "c", busybox, "sh", "-c",
+    proc = rootless.popen("run", "--name", "ctr", busybox, "sh", "-c",
                           f"{MAKE_X} && echo ready && sleep 600")
     assert proc.stdout.readline() == b"ready\n"
     race_while_removing(rootless, store, sentinel, "-f")

@@ -23,6 +23,8 @@ class Flag(NamedTuple):
 
 
 FLAGS = (
+    Flag(("--cidfile",), "cidfile", "value", "Write the container's id to a new file",
+         "FILE"),
     Flag(("--entrypoint",), "entrypoint", "value", "Override the image's ENTRYPOINT", "CMD"),
     Flag(("-e", "--env"), "env", "list", "Set an environment variable", "K=V"),
     Flag(("--env-file",), "env_files", "list", "Read environment variables from a file",
@@ -34,6 +36,9 @@ FLAGS = (
     Flag(("-h", "--hostname"), "hostname", "value", "Container hostname", "NAME"),
     Flag(("--init",), "init", "bool", "Run an init as pid 1 that reaps zombies"),
     Flag(("-i", "--interactive"), "interactive", "bool", "Keep stdin open"),
+    Flag(("-l", "--label"), "labels", "list", "Set a label on the container", "K=V"),
+    Flag(("--label-file",), "label_files", "list", "Read labels from a file (K=V lines)",
+         "FILE"),
     Flag(("--name",), "name", "value", "Assign a name to the container", "NAME"),
     Flag(("--network", "--net"), "network", "value", "Network mode: host or none", "MODE"),
     Flag(("--privileged",), "privileged", "bool",
@@ -162,7 +167,8 @@ def run_main(argv: list[str], root: str | None, debug: bool) -> int:
         tty=bool(values["tty"]), init=bool(values["init"]),
         no_new_privileges=no_new_privileges, seccomp=seccomp,
         privileged=bool(values["privileged"]), ulimits=values["ulimits"],
-        debug=debug)
+        labels=tuple(values["labels"]), label_files=tuple(values["label_files"]),
+        cidfile=values["cidfile"], debug=debug)
     from pathlib import Path
 
     return container_run(Store.open(Path(root) if root else None), opts)

@@ -62,7 +62,7 @@ def container_inspect(store, ref: str, size: bool = False) -> dict[str, Any]:
         "HostConfig": host_config(spec, record.auto_remove, cdir),
         "GraphDriver": {"Name": driver, "Data": graph},
         "Mounts": mounts(spec, cdir),
-        "Config": config(store, record, spec),
+        "Config": config(store, record, spec, row.labels),
         "NetworkSettings": network_settings(network_mode(spec)),
     }
     if size:
@@ -257,9 +257,11 @@ def host_config(spec: dict, auto_remove: bool, cdir: os.PathLike) -> dict[str, A
     }
 
 
-def config(store, record, spec: dict) -> dict[str, Any]:
-    """Docker's Config: the process of config.json, what the image adds (labels,
-    volumes, stop signal) while it is still in the store."""
+def config(store, record, spec: dict, labels: dict[str, str] | None = None
+           ) -> dict[str, Any]:
+    """Docker's Config: the process of config.json, what the image adds (volumes, stop
+    signal) while it is still in the store; the labels the container was made with
+    (the image's, for a container made before labels were recorded)."""
     image = _image_config(store, record.image_id)
     args = shlex.split(record.command)
     entrypoint = image.get("Entrypoint") if isinstance(image.get("Entrypoint"), list) \
@@ -285,7 +287,8 @@ def config(store, record, spec: dict) -> dict[str, Any]:
         "WorkingDir": "" if cwd == "/" else cwd,
         "Entrypoint": entrypoint,
         "OnBuild": None,
-        "Labels": image.get("Labels") if isinstance(image.get("Labels"), dict) else {},
+        "Labels": labels if labels is not None else
+                  image.get("Labels") if isinstance(image.get("Labels"), dict) else {},
     }
     if isinstance(image.get("StopSignal"), str):
         result["StopSignal"] = image["StopSignal"]

@@ -28,6 +28,28 @@ class NameInUseError(RootlessError):
     pass
 
 
+# moby's RestrictedNamePattern (daemon/names): one leading "/" is docker's own spelling
+# of a name, and a name of one character is refused.
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def name_check(name: str) -> str:
+    """A name as docker stores it (without its leading "/"), or docker's refusal."""
+    bare = name[1:] if name.startswith("/") else name
+    if len(bare) < 2 or not bare[0].isascii() or not bare[0].isalnum() or \
+            not set(bare) <= _NAME_CHARS:
+        raise RootlessError(f"Invalid container name ({name}), only "
+                         "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return bare
+
+
+def name_in_use(name: str, owner: str) -> NameInUseError:
+    return NameInUseError(
+        f'Conflict. The container name "/{name}" is already in use by container '
+        f'"{owner}". You have to remove (or rename) that container to be able to reuse '
+        "that name.")
+
+
 class ContainerRecord(NamedTuple):
     id: str
     name: str
@@ -43,6 +65,24 @@ class ContainerRecord(NamedTuple):
         return self.id[:12]
 
 
+def labels_merge(image_config: dict, labels: dict[str, str]) -> dict[str, str]:
+    """A container's labels, as docker keeps them: the image's, then --label's."""
+    found = image_config.get("Labels")
+    merged = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    merged.update(labels)
+    return merged
+
+
+# Annotations the runtimes act on (ours: run.rootless.*, crun's and ours: run.oci.*):
+# a label, which an image may set, must never become one of them.
+_RESERVED_ANNOTATIONS = ("run.",)
+
+
+def labels_annotations(labels: dict[str, str]) -> dict[str, str]:
+    """The labels that go into config.json's annotations: not the reserved ones."""
+    return {k: v for k, v in labels.items() if not k.startswith(_RESERVED_ANNOTATIONS)}
+
+
 def container_dir(store, container_id: str) -> Path:
     return Path(store.containers_dir) / container_id
 
@@ -53,20 +93,22 @@ def random_name() -> str:
 
 
 def container_create(store, image_id: str, image_name: str, command: str,
-                     name: str | None, auto_remove: bool) -> ContainerRecord:
+                     name: str | None, auto_remove: bool,
+                     labels: dict[str, str] | None = None) -> ContainerRecord:
     """The row, and an empty directory: made in tmp/ and renamed into place once the
     row is in, so a command killed in between leaves an entry the next clean_temp
     removes, never a directory no row names."""
     from rootless.store.temp import TempOwner
 
     cid = os.urandom(32).hex()
+    name = None if name is None else name_check(name)
     record = ContainerRecord(cid, name or random_name(), image_id, image_name, command,
                              time.time(), "created", auto_remove)
     with TempOwner(store.root) as owner:
         tmp = owner.path("new-container")
         tmp.mkdir(mode=0o700)
         try:
-            record = _insert(store, record, name is None)
+            record = _insert(store, record, name is None, labels or {})
             os.rename(tmp, container_dir(store, cid))
         except BaseException:
             from rootless.kernel.remove import rmtree_owned
@@ -78,7 +120,9 @@ def container_create(store, image_id: str, image_name: str, command: str,
     return record
 
 
-def _insert(store, record: ContainerRecord, generated_name: bool) -> ContainerRecord:
+def _insert(store, record: ContainerRecord, generated_name: bool,
+            labels: dict[str, str]) -> ContainerRecord:
+    import json
     import sqlite3
 
     for attempt in range(20):
@@ -87,18 +131,40 @@ def _insert(store, record: ContainerRecord, generated_name: bool) -> ContainerRe
             with store.db:
                 store.db.execute(
                     "INSERT INTO containers (id, name, image_id, image_name, created, state,"
-                    " command, spec_path, auto_remove) VALUES (?,?,?,?,?,?,?,?,?)",
+                    " command, spec_path, auto_remove, labels) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (record.id, name, record.image_id, record.image_name, record.created,
                      record.state, record.command,
                      str(container_dir(store, record.id) / "config.json"),
-                     int(record.auto_remove)))
+                     int(record.auto_remove), json.dumps(labels, sort_keys=True)))
             return record._replace(name=name)
         except sqlite3.IntegrityError:
             if not generated_name:
-                raise NameInUseError(
-                    f'the container name "{record.name}" is already in use '
-                    f'(try: rootless rm {record.name})') from None
+                raise name_in_use(record.name, _owner_of(store, record.name)) from None
     raise NameInUseError("could not find a free container name")
+
+
+def _owner_of(store, name: str) -> str:
+    row = store.db.execute("SELECT id FROM containers WHERE name=?", (name,)).fetchone()
+    return row[0] if row else ""
+
+
+def container_rename(store, ref: str, new_name: str) -> None:
+    """docker rename: the name rule, then the new name in one UPDATE (the UNIQUE
+    column refuses a taken one, even against a concurrent create)."""
+    import sqlite3
+
+    if not ref or not new_name:
+        raise RootlessError("Neither old nor new names may be empty")
+    name = name_check(new_name)
+    record = container_lookup(store, ref)
+    if record.name == name:
+        raise RootlessError("Renaming a container with the same name as its current "
+                            "name")
+    try:
+        with store.db:
+            store.db.execute("UPDATE containers SET name=? WHERE id=?", (name, record.id))
+    except sqlite3.IntegrityError:
+        raise name_in_use(name, _owner_of(store, name)) from None
 
 
 def container_set_state(store, container_id: str, state: str, pid: int | None = None,
@@ -155,7 +221,12 @@ def remove_tree(path: Path) -> None:
 def container_lookup(store, ref: str) -> ContainerRecord:
     rows = store.db.execute(
         "SELECT id, name, image_id, image_name, command, created, state, auto_remove "
-        "FROM containers WHERE name=? OR id=? OR id LIKE ?", (ref, ref, ref + "%")).fetchall()
+        # a prefix compared as text, not LIKE: `%` or `_` in a reference is no wildcard
+        "FROM containers WHERE name=? OR substr(id, 1, ?)=?",
+        (ref, max(len(ref), 1), ref)).fetchall()
+    # docker's order: a full id, then a name, then a unique id prefix
+    exact = [r for r in rows if ref in (r[0], r[1])]
+    rows = exact[:1] or rows
     if len(rows) != 1:
         raise NotFoundError(f"no such container: {ref}")
     return ContainerRecord(*rows[0][:7], bool(rows[0][7]))
@@ -166,6 +237,7 @@ class ContainerRow(NamedTuple):
     pid: int | None
     exit_code: int | None
     finished: float | None = None
+    labels: dict[str, str] | None = None  # None: made before containers had labels
 
     @property
     def running(self) -> bool:
@@ -183,11 +255,28 @@ class ContainerRow(NamedTuple):
 
 
 def container_list(store) -> list[ContainerRow]:
+    """Every container, newest first."""
     rows = store.db.execute(
         "SELECT id, name, image_id, image_name, command, created, state, auto_remove, pid,"
-        " exit_code, finished FROM containers ORDER BY created DESC").fetchall()
-    return [ContainerRow(ContainerRecord(*r[:7], bool(r[7])), r[8], r[9], r[10])
-            for r in rows]
+        " exit_code, finished, labels FROM containers ORDER BY created DESC").fetchall()
+    return [ContainerRow(ContainerRecord(*r[:7], bool(r[7])), r[8], r[9], r[10],
+                         labels_load(r[11])) for r in rows]
+
+
+def labels_load(text: str | None) -> dict[str, str] | None:
+    """The labels column (None for a container made before it); a damaged one reads
+    as no labels."""
+    import json
+
+    if text is None:
+        return None
+    try:
+        labels = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(labels, dict):
+        return {}
+    return {str(k): str(v) for k, v in labels.items()}
 
 
 def image_shown(store, record: ContainerRecord) -> str:

@@ -38,27 +38,42 @@ class RunOptions(NamedTuple):
     seccomp: str = "builtin"  # builtin | unconfined | the path of a profile (docker's JSON)
     privileged: bool = False  # docker's --privileged: every capability, no filter, no masks
     ulimits: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # --label K=V (after --label-file's, so they win)
+    label_files: tuple[str, ...] = ()
+    cidfile: str | None = None
     debug: bool = False
 
 
 def container_run(store, opts: RunOptions) -> int:
     """Create and run a container in the foreground; return its exit code."""
-    from rootless.engine.containers import container_create
+    from contextlib import nullcontext
+
+    from rootless.engine.containers import container_create, labels_merge
     from rootless.engine.images import image_resolve
 
     validate(opts)
     # read before any container exists, as docker's CLI reads it: a bad file leaves nothing
     seccomp_profile = profile_load(opts.seccomp)
-    # shared: `rmi` (exclusive) cannot delete the image between lookup and the row
-    # that marks it in use
-    with store.lock(shared=True):
-        image = image_resolve(store, opts.image)
-        image_config = image.config.get("config") or {}
-        args = command_line(image_config, opts)
-        record = container_create(store, image.id, opts.image, shlex.join(args), opts.name,
-                                  opts.remove)
+    labels, cidfile = {}, nullcontext()
+    if opts.labels or opts.label_files or opts.cidfile:  # else run imports nothing more
+        from rootless.engine.container_labels import CidFile, labels_read
+
+        labels, cidfile = labels_read(opts.label_files, opts.labels), CidFile(opts.cidfile)
+    with cidfile:
+        # shared: `rmi` (exclusive) cannot delete the image between lookup and the row
+        # that marks it in use
+        with store.lock(shared=True):
+            image = image_resolve(store, opts.image)
+            image_config = image.config.get("config") or {}
+            args = command_line(image_config, opts)
+            labels = labels_merge(image_config, labels)
+            record = container_create(store, image.id, opts.image, shlex.join(args),
+                                      opts.name, opts.remove, labels)
+        if opts.cidfile:
+            cidfile.write(record.id)
     try:
-        spec = make_spec(store, record, image, image_config, args, opts, seccomp_profile)
+        spec = make_spec(store, record, image, image_config, args, opts, seccomp_profile,
+                         labels)
         code = _run_spec(store, record.id, spec, opts)
     finally:
         _finish(store, record, opts)
@@ -93,6 +108,10 @@ def _finish(store, record, opts: RunOptions) -> None:
 
 
 def validate(opts: RunOptions) -> None:
+    if opts.name is not None:
+        from rootless.engine.containers import name_check
+
+        name_check(opts.name)
     if opts.network not in NETWORKS:
         raise UsageError(f"unsupported network mode: {opts.network} "
                          f"(supported: {', '.join(NETWORKS)})")
@@ -123,7 +142,8 @@ def command_line(image_config: dict, opts: RunOptions) -> list[str]:
 
 
 def make_spec(store, record, image, image_config: dict, args: list[str],
-              opts: RunOptions, seccomp_profile: dict | None = None) -> dict:
+              opts: RunOptions, seccomp_profile: dict | None = None,
+              labels: dict[str, str] | None = None) -> dict:
     from rootless.engine.spec import build_spec
     from rootless.fs.rootfs import choose_strategy, prepare
     from rootless.kernel.idmap import maps_to_spec
@@ -158,6 +178,9 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
         hostname=hostname, network=opts.network, binds=binds, init=opts.init,
         id_maps=maps_to_spec(maps), keep_groups=KEEP_GROUPS in opts.group_add,
         security=security_config(opts, seccomp_profile, capabilities)))
+    from rootless.engine.containers import labels_annotations
+
+    spec["annotations"] = {**labels_annotations(labels or {}), **spec["annotations"]}
     _write_json(cdir / "config.json", spec)
     return spec
 

@@ -64,7 +64,8 @@ CREATE TABLE IF NOT EXISTS containers (
     pid INTEGER,
     exit_code INTEGER,
     auto_remove INTEGER,
-    finished REAL                   -- when it last exited
+    finished REAL,                  -- when it last exited
+    labels TEXT                     -- JSON object: the image's labels, then --label's
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers (image_id);
 """
@@ -81,6 +82,7 @@ def _add_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> N
 UPGRADES = {
     1: lambda db: _add_column(db, "containers", "finished", "REAL"),
     2: lambda db: _add_column(db, "images", "removed", "INTEGER NOT NULL DEFAULT 0"),
+    3: lambda db: _add_column(db, "containers", "labels", "TEXT"),
 }
 
 

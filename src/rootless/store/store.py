@@ -26,7 +26,8 @@ from typing import Iterator
 from rootless.errors import StoreError
 
 SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp", "owners")
-SCHEMA_VERSION = 3  # of state.db (2: containers.finished, 3: images.removed); store/schema.py creates and upgrades it
+SCHEMA_VERSION = 4  # of state.db (2: containers.finished, 3: images.removed,
+# 4: containers.labels); store/schema.py creates and upgrades it
 
 
 def default_root() -> Path:
