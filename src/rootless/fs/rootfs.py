@@ -14,7 +14,7 @@ import stat
 from typing import NamedTuple
 from pathlib import Path
 
-OPAQUE_XATTR = "user.overlay.opaque"
+from rootless.kernel.paths import AUFS_OPAQUE, AUFS_WHITEOUT, OPAQUE_XATTR
 
 
 class Strategy(NamedTuple):
@@ -167,10 +167,6 @@ def _make_dir(dst: int, rel: str, opaque: bool) -> None:
             os.chmod(name, stat.S_IMODE(st.st_mode) | stat.S_IRWXU, dir_fd=pfd)
     finally:
         os.close(pfd)
-
-
-AUFS_WHITEOUT = ".wh."
-AUFS_OPAQUE = ".wh..wh..opq"
 
 
 def _copy_entry(sfd: int, dfd: int, name: str) -> None:

@@ -71,12 +71,13 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from rootless.errors import ImageError, StoreError
+# the layer format's markers, the same that kernel/paths.py reads back
+from rootless.kernel.paths import AUFS_OPAQUE as OPAQUE_MARKER
+from rootless.kernel.paths import AUFS_WHITEOUT as WHITEOUT_PREFIX
+from rootless.kernel.paths import OPAQUE_XATTR
 
 OVERRIDE_XATTR = "user.containers.override_stat"
-OPAQUE_XATTR = "user.overlay.opaque"
 CAPABILITY_PAX = "SCHILY.xattr.security.capability"
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
 _SETID = stat.S_ISUID | stat.S_ISGID
 _MAX_CACHED_DIRS = 128
 _TAR_READ = 1 << 16
