@@ -19,49 +19,19 @@ from rootless.kernel.syscalls import RealSyscalls
 
 
 def rmtree_in_userns(path: Path) -> None:
-    maps = detect_maps()
-    go_r, go_w = os.pipe()
-    ready_r, ready_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(go_w)
-        os.close(ready_r)
-        _child(path, go_r, ready_w)
-    os.close(go_r)
-    os.close(ready_w)
-    try:
-        reason = os.read(ready_r, 1)
-        if reason == b"U":
-            write_maps(pid, maps)
-            os.write(go_w, b"M")
-            reason = b""
-        reason += os.read(ready_r, 512)
-    finally:
-        os.close(go_w)
-        os.close(ready_r)
-        os.waitpid(pid, 0)
-    if os.path.lexists(path):
-        why = reason.decode(errors="replace") or "permission denied"
-        raise StoreError(f"cannot remove {path}: {why}")
-
-
-def _child(path: Path, go_r: int, ready_w: int) -> None:
-    """In the forked child: become root of a new user namespace once the parent has
-    written its id maps, remove the tree, and say why not if it could not."""
-    try:
+    """Remove a tree whose files subordinate ids own, as root of a user namespace with
+    this user's id map (the same remover, by descriptor)."""
+    def remove() -> None:
         from rootless.kernel.remove import rmtree_owned
 
-        RealSyscalls().unshare(k.CLONE_NEWUSER)
-        os.write(ready_w, b"U")
-        if os.read(go_r, 1) == b"M":
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
-            rmtree_owned(path)
-    except OSError as e:
-        where = f" ({e.filename})" if e.filename else ""
-        os.write(ready_w, f"{(e.strerror or str(e)).lower()}{where}".encode()[:500])
-    finally:
-        os._exit(0)
+        rmtree_owned(path)
+
+    try:
+        call_in_userns(remove)
+    except StoreError as e:
+        raise StoreError(f"cannot remove {path}: {e}") from None
+    if os.path.lexists(path):
+        raise StoreError(f"cannot remove {path}: permission denied")
 
 
 def call_in_userns(work) -> None:
