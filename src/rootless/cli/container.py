@@ -110,14 +110,16 @@ def _ps_entry(row, now: float, no_trunc: bool, image: str) -> dict[str, str]:
 
 def rm(ctx: typer.Context,
        containers: List[str] = typer.Argument(..., help="Container names or ids."),
-       force: bool = typer.Option(False, "-f", "--force", help="Kill a running container.")
+       force: bool = typer.Option(False, "-f", "--force", help="Kill a running container."),
+       volumes: bool = typer.Option(False, "-v", "--volumes",
+                                    help="Remove the container's anonymous volumes too.")
        ) -> None:
     from rootless.cli.common import get_store
     from rootless.engine.containers import containers_remove
 
     store = get_store(ctx)
     with store.lock():
-        for ref in containers_remove(store, containers, force):
+        for ref in containers_remove(store, containers, force, volumes):
             print(ref)
 
 

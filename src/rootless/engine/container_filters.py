@@ -129,16 +129,20 @@ def _ancestor_ids(store, refs: list[str]) -> set[str]:
 
 
 def container_mounts(store, row: ContainerRow) -> list[tuple[str, str, bool]]:
-    """(source, destination, read-only) of the container's -v mounts, from config.json."""
+    """(source, destination, read-only) of the container's -v mounts, from config.json;
+    a volume's source is its name, as docker's ps shows and volume= matches it."""
     from rootless.engine.container_inspect import spec_read, user_binds
+    from rootless.engine.volumes import volume_name_of
 
     cdir = container_dir(store, row.record.id)
     spec, _ = spec_read(cdir / "config.json")
-    return user_binds(spec, cdir)
+    return [(volume_name_of(store.root, source) or source, dest, ro)
+            for source, dest, ro in user_binds(spec, cdir)]
 
 
 def _mount_names(store, row: ContainerRow) -> set[str]:
-    """What volume= matches: a mount's source (a bind's name) or destination."""
+    """What volume= matches (moby's rule): a volume's name, a bind's source, or a
+    mount's destination."""
     return {part for source, dest, _ in container_mounts(store, row) for part in (source, dest)}
 
 

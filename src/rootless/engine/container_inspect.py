@@ -191,9 +191,22 @@ def user_binds(spec: dict, cdir: os.PathLike) -> list[tuple[str, str, bool]]:
 
 
 def mounts(spec: dict, cdir: os.PathLike) -> list[dict[str, Any]]:
-    return [{"Type": "bind", "Source": host, "Destination": ctr, "Mode": "ro" if ro else "",
-             "RW": not ro, "Propagation": "rprivate"}
-            for host, ctr, ro in user_binds(spec, cdir)]
+    """docker's Mounts: binds, and volumes (a bind of the store's volumes/NAME/_data)."""
+    from rootless.engine.volumes import volume_name_of
+
+    store_root = os.path.dirname(os.path.dirname(os.fspath(cdir)))
+    result = []
+    for host, ctr, ro in user_binds(spec, cdir):
+        name = volume_name_of(store_root, host)
+        if name is None:
+            result.append({"Type": "bind", "Source": host, "Destination": ctr,
+                           "Mode": "ro" if ro else "", "RW": not ro,
+                           "Propagation": "rprivate"})
+        else:
+            result.append({"Type": "volume", "Name": name, "Source": host,
+                           "Destination": ctr, "Driver": "local",
+                           "Mode": "ro" if ro else "z", "RW": not ro, "Propagation": ""})
+    return result
 
 
 def network_mode(spec: dict) -> str:

@@ -176,7 +176,9 @@ def container_set_state(store, container_id: str, state: str, pid: int | None = 
             (state, pid, exit_code, finished, container_id))
 
 
-def container_remove(store, container_id: str) -> None:
+def container_remove(store, container_id: str, volumes: bool = False) -> None:
+    """The row, then the directory; the volumes it used are free again, and with
+    `volumes` (docker's `rm -v`, `run --rm`) its anonymous ones are removed."""
     # its image, if `rmi -f` removed it: this may have been its last user
     removed = store.db.execute(
         "SELECT images.id FROM containers JOIN images ON images.id = containers.image_id "
@@ -184,6 +186,11 @@ def container_remove(store, container_id: str) -> None:
     with store.db:
         store.db.execute("DELETE FROM containers WHERE id=?", (container_id,))
     _remove_dir(store, container_dir(store, container_id))
+    if store.db.execute("SELECT 1 FROM container_volumes WHERE container_id=? LIMIT 1",
+                        (container_id,)).fetchone():
+        from rootless.engine.volumes import volumes_detach
+
+        volumes_detach(store, container_id, volumes)
     if removed:
         from rootless.engine.images import image_release
 
@@ -293,7 +300,8 @@ def image_shown(store, record: ContainerRecord) -> str:
     return record.image_id[7:19]
 
 
-def containers_remove(store, refs: list[str], force: bool) -> list[str]:
+def containers_remove(store, refs: list[str], force: bool,
+                      volumes: bool = False) -> list[str]:
     """`rm`: refuse a running container unless forced (which kills it first)."""
     import signal
 
@@ -307,7 +315,7 @@ def containers_remove(store, refs: list[str], force: bool) -> list[str]:
                 raise RootlessError(f"cannot remove running container {ref} "
                                     "(stop it first, or use rm -f)")
             os.kill(row.pid, signal.SIGKILL)
-        container_remove(store, record.id)
+        container_remove(store, record.id, volumes)
         removed.append(ref)
     return removed
 

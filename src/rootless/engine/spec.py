@@ -75,6 +75,7 @@ class SpecOptions(NamedTuple):
     hostname: str
     network: str = "host"  # host | none
     binds: tuple[tuple[str, str, bool], ...] = ()  # host, ctr, ro
+    mounts: tuple[dict, ...] = ()  # OCI mounts of -v, --mount, --tmpfs (engine/mounts.py)
     init: bool = False
     id_maps: dict | None = None  # uidMappings/gidMappings
     keep_groups: bool = False  # --group-add keep-groups: no setgroups(2), denied in it
@@ -104,7 +105,7 @@ def build_spec(opts: SpecOptions) -> dict:
         "process": process_spec(opts.process),
         "root": {"path": opts.rootfs.path, "readonly": opts.rootfs.readonly},
         "hostname": opts.hostname,
-        "mounts": default_mounts(own_netns) + bind_mounts(opts.binds),
+        "mounts": default_mounts(own_netns) + bind_mounts(opts.binds) + list(opts.mounts),
         "annotations": annotations,
         "linux": {
             "namespaces": namespaces,

@@ -72,6 +72,20 @@ def copy_layer(layer: Path, dest: Path) -> None:
     try:
         dst = os.open(dest, _DIR)
         try:
+            copy_layer_at(src, dst)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def copy_layer_at(src: int, dst: int) -> None:
+    """copy_layer between two directory descriptors (O_PATH ones will do): a directory
+    the in-root resolver found inside a layer is copied without a path ever naming it."""
+    src = os.open(".", _DIR, dir_fd=src)
+    try:
+        dst = os.open(".", _DIR, dir_fd=dst)
+        try:
             locked = _open_locked_dirs(src)
             try:
                 _copy_tree(src, dst, dict(locked))

@@ -219,6 +219,22 @@ def open_in_layers(layer_fds: Sequence[int], path: str) -> int:
         os.close(dirfd)
 
 
+def dirs_in_layers(layer_fds: Sequence[int], path: str) -> list[int]:
+    """O_PATH descriptors of the layers' directories that show as the directory `path`
+    in their merged view (resolved as open_in_layers resolves it), topmost first, down
+    to an opaque one: what a copy of that directory applies, lowest first, with each
+    one's whiteouts (a new volume is filled so). ENOTDIR where `path` is no directory."""
+    if not layer_fds:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    merged: list[int] = []
+    dirfd, _ = _walk(tuple(layer_fds), path, follow_last=True, layered=True,
+                     merged_out=merged)
+    os.close(dirfd)
+    if not merged:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+    return merged
+
+
 def read_regular(fd: int, limit: int) -> bytes:
     """The bytes of the regular file behind `fd` (an O_PATH descriptor will do), at most
     `limit` of them. Anything else is refused with EINVAL before it is opened for
@@ -269,8 +285,8 @@ def _mkdir_missing(dirfd: int, name: str, mode: int) -> None:
 # ---- the walk ----
 
 def _walk(roots: tuple[int, ...], path: str, follow_last: bool, create: bool = False,
-          mode: int = 0o755, no_symlinks: bool = False,
-          layered: bool = False) -> tuple[int, str]:
+          mode: int = 0o755, no_symlinks: bool = False, layered: bool = False,
+          merged_out: list[int] | None = None) -> tuple[int, str]:
     """Resolve `path` inside the root in user space: returns (an O_PATH descriptor of the
     directory holding the final entry, the final entry's name), where the name is never
     a symlink that should have been followed, and is "." when the path resolves to a
@@ -320,7 +336,10 @@ def _walk(roots: tuple[int, ...], path: str, follow_last: bool, create: bool = F
                 todo.extend(reversed(components(target)))
                 continue
             if not todo:
-                os.close(fd)
+                if merged_out is not None and stat.S_ISDIR(st.st_mode):
+                    merged_out.extend(_merged_dir(fd, here[level + 1:], name))
+                else:
+                    os.close(fd)
                 return _dup_dir(here[level]), name
             if not stat.S_ISDIR(st.st_mode):
                 os.close(fd)
@@ -330,7 +349,10 @@ def _walk(roots: tuple[int, ...], path: str, follow_last: bool, create: bool = F
             if len(stack) > _WINDOW:
                 _close_all(stack[-_WINDOW - 1])
                 stack[-_WINDOW - 1] = None
-        return _dup_dir((stack[-1] if stack else roots)[0]), "."
+        last = stack[-1] if stack else roots
+        if merged_out is not None:
+            merged_out.extend(_dup_dir(fd) for fd in last)
+        return _dup_dir(last[0]), "."
     finally:
         for fds in stack:
             _close_all(fds)

@@ -68,6 +68,22 @@ CREATE TABLE IF NOT EXISTS containers (
     labels TEXT                     -- JSON object: the image's labels, then --label's
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers (image_id);
+
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,          -- docker's rule, or 64 hex for an anonymous one;
+                                    -- the tree is volumes/<name>/_data, as docker's
+    created REAL NOT NULL,
+    labels TEXT NOT NULL,           -- JSON object
+    options TEXT NOT NULL,          -- JSON object: --opt K=V (the local driver's)
+    anonymous INTEGER NOT NULL DEFAULT 0  -- made by `-v /path`: goes with `rm -v`, --rm
+);
+
+CREATE TABLE IF NOT EXISTS container_volumes (  -- which containers use which volume:
+    container_id TEXT NOT NULL,                 -- `volume rm` and prune refuse those
+    volume TEXT NOT NULL,
+    PRIMARY KEY (container_id, volume)
+);
+CREATE INDEX IF NOT EXISTS container_volumes_volume ON container_volumes (volume);
 """
 
 
@@ -83,6 +99,7 @@ UPGRADES = {
     1: lambda db: _add_column(db, "containers", "finished", "REAL"),
     2: lambda db: _add_column(db, "images", "removed", "INTEGER NOT NULL DEFAULT 0"),
     3: lambda db: _add_column(db, "containers", "labels", "TEXT"),
+    4: lambda db: None,  # 5 adds the volumes tables, which SCHEMA creates
 }
 
 

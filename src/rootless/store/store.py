@@ -3,6 +3,7 @@
     <root>/blobs/sha256/<hex>   content-addressed blobs (store/blobs.py)
     <root>/layers/<chain-hex>/  extracted layer trees, the lowerdirs of overlayfs
     <root>/containers/<id>/     container directories (engine/containers.py)
+    <root>/volumes/<name>/_data named volumes, made when first needed (engine/volumes.py)
     <root>/tmp/                 temporary entries, renamed into place when complete;
                                 each owned by a live command or reclaimed (store/temp.py)
     <root>/owners/              flock(2)ed by each live command that has tmp/ entries
@@ -26,8 +27,8 @@ from typing import Iterator
 from rootless.errors import StoreError
 
 SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp", "owners")
-SCHEMA_VERSION = 4  # of state.db (2: containers.finished, 3: images.removed,
-# 4: containers.labels); store/schema.py creates and upgrades it
+SCHEMA_VERSION = 5  # of state.db (2: containers.finished, 3: images.removed,
+# 4: containers.labels, 5: volumes); store/schema.py creates and upgrades it
 
 
 def default_root() -> Path:
@@ -51,6 +52,7 @@ class Store:
         self.blobs_dir = root / "blobs" / "sha256"
         self.layers_dir = root / "layers"
         self.containers_dir = root / "containers"
+        self.volumes_dir = root / "volumes"
         self.tmp_dir = root / "tmp"
         self._lock_fd: int | None = None
         self._lock_depth = 0
