@@ -34,14 +34,16 @@ def main_options(
 
 
 def _register() -> None:
-    from rootless.cli import container, image, run, system
+    from rootless.cli import container, image, run, system, volume
 
     app.add_typer(image.app, name="image", help="Manage images.")
+    app.add_typer(volume.app, name="volume", help="Manage volumes.")
     app.add_typer(system.app, name="system", help="Manage rootless itself.")
     app.command("run", help=run.HELP_SUMMARY + " (see: rootless run --help)",
                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                   "help_option_names": []})(run_passthrough)
     app.command("version", help="Show the version.")(system.version)
+    app.command("info", help="Show system-wide information (as: system info).")(system.info)
     container.register(app)
     container.app.command("run", help=run.HELP_SUMMARY + " (see: rootless run --help)",
                           context_settings={"ignore_unknown_options": True,

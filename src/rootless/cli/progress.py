@@ -72,3 +72,34 @@ def bar(done: int, total: int) -> str:
     filled = min(BAR, BAR * done // total)
     arrow = "=" * filled + (">" if filled < BAR else "")
     return f"[{arrow:<{BAR}}] {human_size(done, 4):>8}/{human_size(total, 4)}"
+
+
+PULL_WORDS = {"exists": "Already exists", "pulling": "Pulling fs layer",
+              "done": "Download complete", "complete": "Pull complete"}
+
+
+def pull_progress(board: LayerProgress):
+    """The pull's events (engine/registry.py Progress) drawn as docker draws them;
+    shared by `pull` and by `run` when it pulls a missing image."""
+    def progress(event: str, text: str, done: int, total: int) -> None:
+        if event == "start":  # docker's "latest: Pulling from library/busybox"
+            board.line(text)
+        elif event == "digest":
+            board.line(f"Digest: {text}")
+        elif event == "downloading":
+            board.bytes(text, done, total)
+        elif event == "extracting":  # 0 bytes when it starts, then as it goes
+            if board.tty:
+                board.bytes(text, done, total, "Extracting")
+            elif done == 0:
+                board.status(text, "Extracting")
+        elif event in PULL_WORDS:
+            board.status(text, PULL_WORDS[event])
+
+    return progress
+
+
+def pull_status(result) -> str:
+    """docker's last line of a pull."""
+    state = "Downloaded newer image" if result.fetched else "Image is up to date"
+    return f"Status: {state} for {result.reference}"

@@ -40,36 +40,17 @@ def pull(ctx: typer.Context,
          tls_verify: Optional[str] = _tls_option()) -> None:
     """Download an image from a registry."""
     from rootless.cli.common import get_store
-    from rootless.cli.progress import LayerProgress
+    from rootless.cli.progress import LayerProgress, pull_progress, pull_status
     from rootless.engine.registry import image_pull
 
-    board = LayerProgress()
-    words = {"exists": "Already exists", "pulling": "Pulling fs layer",
-             "done": "Download complete", "complete": "Pull complete"}
-
-    def progress(event: str, text: str, done: int, total: int) -> None:
-        if event == "start":  # docker's "latest: Pulling from library/busybox"
-            board.line(text)
-        elif event == "digest":
-            board.line(f"Digest: {text}")
-        elif event == "downloading":
-            board.bytes(text, done, total)
-        elif event == "extracting":  # 0 bytes when it starts, then as it goes
-            if board.tty:
-                board.bytes(text, done, total, "Extracting")
-            elif done == 0:
-                board.status(text, "Extracting")
-        elif event in words:
-            board.status(text, words[event])
-
+    progress = pull_progress(LayerProgress())
     if not quiet and not all_tags and _without_tag(name):
         print("Using default tag: latest", flush=True)
     results = image_pull(get_store(ctx), name, all_tags, platform, _tls(tls_verify),
                          None if quiet else progress)
     for result in results:
         if not quiet:
-            state = "Downloaded newer image" if result.fetched else "Image is up to date"
-            print(f"Status: {state} for {result.reference}")
+            print(pull_status(result))
         print(result.full)
 
 

@@ -37,19 +37,28 @@ FLAGS = (
     Flag(("--init",), "init", "bool", "Run an init as pid 1 that reaps zombies"),
     Flag(("-i", "--interactive"), "interactive", "bool", "Keep stdin open"),
     Flag(("-l", "--label"), "labels", "list", "Set a label on the container", "K=V"),
+    Flag(("--mount",), "mounts", "list",
+         "Mount: type=bind|volume|tmpfs,source=,target=[,readonly][,...]", "MOUNT"),
     Flag(("--label-file",), "label_files", "list", "Read labels from a file (K=V lines)",
          "FILE"),
     Flag(("--name",), "name", "value", "Assign a name to the container", "NAME"),
     Flag(("--network", "--net"), "network", "value", "Network mode: host or none", "MODE"),
     Flag(("--privileged",), "privileged", "bool",
          "Every capability, no seccomp filter, no masked /proc paths"),
+    Flag(("--pull",), "pull", "value",
+         "Pull the image before running: missing (default), always, never", "POLICY"),
+    Flag(("-q", "--quiet"), "quiet", "bool", "Suppress the pull output"),
+    Flag(("--read-only",), "read_only", "bool", "Mount the container's root read-only"),
     Flag(("--rm",), "remove", "bool", "Remove the container when it exits"),
     Flag(("--security-opt",), "security_opt", "list",
          "seccomp=unconfined|PROFILE.json, no-new-privileges", "OPT"),
+    Flag(("--tmpfs",), "tmpfs", "list", "Mount a tmpfs: /PATH[:size=64m,mode=1777,...]",
+         "PATH"),
     Flag(("-t", "--tty"), "tty", "bool", "Allocate a pseudo-TTY"),
     Flag(("--ulimit",), "ulimits", "list", "Set a resource limit: NAME=SOFT[:HARD]", "LIMIT"),
     Flag(("-u", "--user"), "user", "value", "User: NAME|UID[:GROUP|GID]", "USER"),
-    Flag(("-v", "--volume"), "volumes", "list", "Bind mount HOST:CTR[:ro]", "BIND"),
+    Flag(("-v", "--volume"), "volumes", "list",
+         "Bind mount HOST:CTR[:ro], volume NAME:CTR[:ro], or anonymous volume CTR", "VOL"),
     Flag(("-w", "--workdir"), "workdir", "value", "Working directory in the container",
          "DIR"),
 )
@@ -161,14 +170,34 @@ def run_main(argv: list[str], root: str | None, debug: bool) -> int:
         image=values["image"], command=values["command"], entrypoint=values["entrypoint"],
         env=values["env"], env_files=values["env_files"], workdir=values["workdir"],
         user=values["user"], group_add=tuple(values["group_add"]),
-        volumes=values["volumes"], hostname=values["hostname"],
+        volumes=values["volumes"], mounts=tuple(values["mounts"]),
+        tmpfs=tuple(values["tmpfs"]), read_only=bool(values["read_only"]),
+        hostname=values["hostname"],
         network=values["network"] or "host", name=values["name"],
         remove=bool(values["remove"]), interactive=bool(values["interactive"]),
         tty=bool(values["tty"]), init=bool(values["init"]),
         no_new_privileges=no_new_privileges, seccomp=seccomp,
         privileged=bool(values["privileged"]), ulimits=values["ulimits"],
         labels=tuple(values["labels"]), label_files=tuple(values["label_files"]),
-        cidfile=values["cidfile"], debug=debug)
+        cidfile=values["cidfile"],
+        pull="missing" if values["pull"] is None else values["pull"], debug=debug)
     from pathlib import Path
 
-    return container_run(Store.open(Path(root) if root else None), opts)
+    pull = None if values["quiet"] else _pull_reported  # None: the engine pulls silently
+    return container_run(Store.open(Path(root) if root else None), opts, pull)
+
+
+def _pull_reported(store, name: str, missing: bool) -> None:
+    """As docker's run pulls: every line on stderr, so the container's stdout holds
+    only what the container writes."""
+    import sys
+
+    from rootless.cli.progress import LayerProgress, pull_progress, pull_status
+    from rootless.engine.registry import image_pull
+    from rootless.image.reference import parse_reference
+
+    if missing:
+        familiar = parse_reference(name).familiar()
+        print(f"Unable to find image '{familiar}' locally", file=sys.stderr, flush=True)
+    for result in image_pull(store, name, progress=pull_progress(LayerProgress(sys.stderr))):
+        print(pull_status(result), file=sys.stderr, flush=True)

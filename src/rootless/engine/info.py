@@ -104,3 +104,97 @@ def seccomp_status() -> dict:
         "kernel_actions": " ".join(actions) if actions else "unknown",
         "user_notification": notify,
     }
+
+
+# The docker Engine API version reported for `version`/`info` templates: podman's
+# docker-compatible API answers 1.41 too. rootless has no API socket; scripts only read it.
+API_VERSION = "1.41"
+STORAGE_DRIVERS = {"overlay": "overlay", "fuse": "fuse-overlayfs", "copy": "vfs"}
+
+
+def docker_info(store, info: dict) -> dict:
+    """`docker info`'s fields (moby api/types/system.Info) where they apply here, from
+    state.db and /proc; `info` is system_info()'s answer."""
+    from rootless.engine.containers import container_list
+    from rootless.store import metadata as md
+
+    rows = container_list(store)
+    running = sum(1 for row in rows if row.running)
+    return {
+        "ID": "", "Containers": len(rows), "ContainersRunning": running,
+        "ContainersPaused": 0,  # nothing pauses a container yet
+        "ContainersStopped": len(rows) - running,
+        "Images": len(md.images_listed(store)),
+        "Driver": STORAGE_DRIVERS.get(info["rootfs"], info["rootfs"]),
+        "DriverStatus": [["Strategy reason", info["rootfs_reason"]]],
+        "LoggingDriver": "json-file",
+        # no cgroup is created or joined yet: docker's rootless mode says "none" then
+        "CgroupDriver": "none",
+        "CgroupVersion": {"v2": "2", "v1": "1", "hybrid (v1 + v2)": "1"}.get(
+            info["cgroup_version"], ""),
+        "KernelVersion": info["kernel"], "OperatingSystem": operating_system(),
+        "OSVersion": os_release().get("VERSION_ID", ""), "OSType": "linux",
+        "Architecture": platform.machine(), "NCPU": len(os.sched_getaffinity(0)),
+        "MemTotal": mem_total(), "DockerRootDir": info["store"],
+        "Name": platform.node(), "ServerVersion": __version__, "Debug": False,
+        "DefaultRuntime": "rootless", "Runtimes": {"rootless": {"path": "rootless-oci"}},
+        "SecurityOptions": security_options(info), "Warnings": [],
+    }
+
+
+def security_options(info: dict) -> list[str]:
+    """As docker lists them: name=seccomp,profile=builtin; name=rootless (always)."""
+    options = []
+    if info["seccomp"]["enabled"] == "yes":
+        options.append("name=seccomp,profile=builtin")
+    options.append("name=rootless")
+    return options
+
+
+def os_release() -> dict[str, str]:
+    """os-release(5): /etc/os-release, else /usr/lib/os-release."""
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        try:
+            with open(path) as f:
+                lines = f.read(65536).splitlines()
+        except OSError:
+            continue
+        pairs = (line.split("=", 1) for line in lines if "=" in line)
+        return {k.strip(): v.strip().strip("\"'") for k, v in pairs}
+    return {}
+
+
+def operating_system() -> str:
+    return os_release().get("PRETTY_NAME", "") or "Linux"
+
+
+def mem_total() -> int:
+    """Bytes, from /proc/meminfo's MemTotal (kB), as docker's sysinfo reads it."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def version_info() -> dict:
+    """`docker version`'s structure: {Client: {...}, Server: {...}}; both are this
+    process (there is no daemon), so they agree."""
+    machine = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(),
+                                                         platform.machine())
+    common = {"Version": __version__, "ApiVersion": API_VERSION,
+              "GoVersion": f"python{platform.python_version()}", "GitCommit": "",
+              "Os": "linux", "Arch": machine}
+    return {
+        "Client": {"Platform": {"Name": "rootless"}, **common,
+                   "DefaultAPIVersion": API_VERSION, "BuildTime": "", "Context": "default"},
+        "Server": {"Platform": {"Name": "rootless"},
+                   "Components": [{"Name": "Engine", "Version": __version__,
+                                   "Details": {"ApiVersion": API_VERSION,
+                                               "MinAPIVersion": API_VERSION}}],
+                   **common, "MinAPIVersion": API_VERSION,
+                   "KernelVersion": platform.release(), "BuildTime": ""},
+    }

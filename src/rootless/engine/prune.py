@@ -45,3 +45,43 @@ def image_prune(store, all_images: bool = False, filters: Iterable[str] = ()) ->
 def _docker_case(line: str) -> str:
     """rmi prints "Untagged: x"; prune's report says "untagged: x"."""
     return line[:1].lower() + line[1:]
+
+
+class SystemPruneReport(NamedTuple):
+    containers: list[str]  # full ids
+    volumes: list[str]  # names
+    images: list[str]  # "untagged: ..." / "deleted: ..." lines
+    reclaimed: int
+
+
+def system_prune_check(filters: Iterable[str], volumes: bool) -> None:
+    """Before docker's question: the filters each prune accepts (until= is no volume
+    filter: docker refuses it with --volumes)."""
+    from rootless.engine.image_list import parse_filters
+    from rootless.errors import UsageError
+
+    spec = parse_filters(filters, PRUNE_FILTERS)
+    if volumes and "until" in spec:
+        raise UsageError('the "until" filter is not supported with "--volumes"')
+
+
+def system_prune(store, all_images: bool = False, volumes: bool = False,
+                 filters: Iterable[str] = ()) -> SystemPruneReport:
+    """`docker system prune`, in docker's order: stopped containers, (networks: none
+    exist yet), anonymous unused volumes with `volumes`, images (dangling, or every
+    unused one with `all_images`), (build cache: none yet). Each step is the one
+    routine its own prune command uses."""
+    from rootless.engine.container_filters import containers_prune
+
+    filters = list(filters)
+    system_prune_check(filters, volumes)
+    containers = containers_prune(store, filters)
+    reclaimed, removed_volumes = containers.reclaimed, []
+    if volumes:
+        from rootless.engine.volumes import volumes_prune
+
+        report = volumes_prune(store, filters)
+        removed_volumes, reclaimed = report.deleted, reclaimed + report.reclaimed
+    images = image_prune(store, all_images, filters)
+    return SystemPruneReport(containers.deleted, removed_volumes, images.lines,
+                             reclaimed + images.reclaimed)

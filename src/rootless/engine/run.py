@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 from pathlib import Path
 
 from rootless.engine.seccomp import BUILTIN, UNCONFINED, profile_load, profile_to_oci
@@ -15,6 +15,7 @@ from rootless.errors import RootlessError, UsageError
 from rootless.runtime.caps import DOCKER_DEFAULT
 
 NETWORKS = ("host", "none")
+PULL_POLICIES = ("missing", "always", "never")
 
 
 class RunOptions(NamedTuple):
@@ -26,7 +27,10 @@ class RunOptions(NamedTuple):
     workdir: str | None = None
     user: str | None = None
     group_add: tuple[str, ...] = ()  # names or gids; KEEP_GROUPS keeps the user's own
-    volumes: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()  # -v HOST:CTR[:ro], NAME:CTR[:ro], CTR
+    mounts: tuple[str, ...] = ()  # --mount type=bind|volume|tmpfs,... (docker's CSV)
+    tmpfs: tuple[str, ...] = ()  # --tmpfs /path[:opts]
+    read_only: bool = False  # --read-only: the root read-only; mounts stay as they are
     hostname: str | None = None
     network: str = "host"
     name: str | None = None
@@ -41,17 +45,23 @@ class RunOptions(NamedTuple):
     labels: tuple[str, ...] = ()  # --label K=V (after --label-file's, so they win)
     label_files: tuple[str, ...] = ()
     cidfile: str | None = None
+    pull: str = "missing"  # docker's --pull: missing | always | never
     debug: bool = False
 
 
-def container_run(store, opts: RunOptions) -> int:
+# pull(store, name, missing): fetch `name` into the store and report it; missing is True
+# when the image was not local (docker then says "Unable to find image ... locally")
+Puller = Callable[[object, str, bool], None]
+
+
+def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
     """Create and run a container in the foreground; return its exit code."""
     from contextlib import nullcontext
 
     from rootless.engine.containers import container_create, labels_merge
-    from rootless.engine.images import image_resolve
 
     validate(opts)
+    pull = pull or _pull_silently
     # read before any container exists, as docker's CLI reads it: a bad file leaves nothing
     seccomp_profile = profile_load(opts.seccomp)
     labels, cidfile = {}, nullcontext()
@@ -59,16 +69,25 @@ def container_run(store, opts: RunOptions) -> int:
         from rootless.engine.container_labels import CidFile, labels_read
 
         labels, cidfile = labels_read(opts.label_files, opts.labels), CidFile(opts.cidfile)
+    if opts.pull == "always":
+        pull(store, opts.image, False)
     with cidfile:
-        # shared: `rmi` (exclusive) cannot delete the image between lookup and the row
-        # that marks it in use
-        with store.lock(shared=True):
-            image = image_resolve(store, opts.image)
-            image_config = image.config.get("config") or {}
-            args = command_line(image_config, opts)
-            labels = labels_merge(image_config, labels)
-            record = container_create(store, image.id, opts.image, shlex.join(args),
-                                      opts.name, opts.remove, labels)
+        pulled, image = opts.pull == "always", None
+        while image is None:
+            # shared: `rmi` (exclusive) cannot delete the image between lookup and the
+            # row that marks it in use
+            with store.lock(shared=True):
+                image = _image_local(store, opts, pulled)
+                if image is not None:
+                    image_config = image.config.get("config") or {}
+                    args = command_line(image_config, opts)
+                    labels = labels_merge(image_config, labels)
+                    record = container_create(store, image.id, opts.image,
+                                              shlex.join(args), opts.name, opts.remove,
+                                              labels)
+            if image is None:  # outside the lock: the pull takes the store's own
+                pull(store, opts.image, True)
+                pulled = True
         if opts.cidfile:
             cidfile.write(record.id)
     try:
@@ -78,6 +97,26 @@ def container_run(store, opts: RunOptions) -> int:
     finally:
         _finish(store, record, opts)
     return code
+
+
+def _image_local(store, opts: RunOptions, pulled: bool):
+    """The image if the store has it; None if --pull missing should fetch it first.
+    The pull machinery is imported only then: a local image costs `run` nothing."""
+    from rootless.engine.images import image_resolve
+    from rootless.errors import NotFoundError
+
+    try:
+        return image_resolve(store, opts.image)
+    except NotFoundError:
+        if opts.pull != "missing" or pulled:
+            raise
+        return None
+
+
+def _pull_silently(store, name: str, missing: bool) -> None:
+    from rootless.engine.registry import image_pull
+
+    image_pull(store, name)
 
 
 def _run_spec(store, container_id: str, spec: dict, opts: RunOptions) -> int:
@@ -103,8 +142,8 @@ def _run_spec(store, container_id: str, spec: dict, opts: RunOptions) -> int:
 def _finish(store, record, opts: RunOptions) -> None:
     from rootless.engine.containers import container_remove
 
-    if opts.remove:
-        container_remove(store, record.id)
+    if opts.remove:  # docker's --rm takes the container's anonymous volumes too
+        container_remove(store, record.id, volumes=True)
 
 
 def validate(opts: RunOptions) -> None:
@@ -112,6 +151,9 @@ def validate(opts: RunOptions) -> None:
         from rootless.engine.containers import name_check
 
         name_check(opts.name)
+    if opts.pull not in PULL_POLICIES:
+        raise UsageError(f"invalid pull option: '{opts.pull}': must be one of "
+                         '"always", "missing" or "never"')
     if opts.network not in NETWORKS:
         raise UsageError(f"unsupported network mode: {opts.network} "
                          f"(supported: {', '.join(NETWORKS)})")
@@ -120,8 +162,10 @@ def validate(opts: RunOptions) -> None:
     if opts.workdir is not None and not opts.workdir.startswith("/"):
         raise UsageError(f"the working directory '{opts.workdir}' is invalid, it needs to "
                          "be an absolute path")
-    for volume in opts.volumes:  # before any container exists, as docker checks them
-        parse_volume(volume)
+    if opts.volumes or opts.mounts or opts.tmpfs:  # before any container exists, as
+        from rootless.engine.mounts import parse_all  # docker checks them
+
+        parse_all(opts.volumes, opts.mounts, opts.tmpfs)
     for ulimit in opts.ulimits:
         parse_ulimit(ulimit)
     check_user_options(opts)
@@ -161,7 +205,12 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
         lower = [str(cdir / "empty")]
     binds = [(str(path), dest, False)
              for dest, path in write_network_files(cdir, hostname, opts.network).items()]
-    binds += [parse_volume(v) for v in opts.volumes]
+    mounts = []
+    if opts.volumes or opts.mounts or opts.tmpfs:
+        from rootless.engine.mounts import parse_all, spec_mounts
+
+        mounts = spec_mounts(store, record.id, parse_all(opts.volumes, opts.mounts,
+                                                         opts.tmpfs), image.layer_dirs)
     capabilities = privileged_capabilities() if opts.privileged else DOCKER_DEFAULT
     process = ProcessConfig(
         args=args, env=environment(image_config, opts, user.home, hostname),
@@ -174,8 +223,10 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
         process=process,
         rootfs=RootfsConfig(path=str(dirs.merged),
                             lower=lower if overlay else [],
-                            upper=str(dirs.upper), work=str(dirs.work)),
-        hostname=hostname, network=opts.network, binds=binds, init=opts.init,
+                            upper=str(dirs.upper), work=str(dirs.work),
+                            readonly=opts.read_only),
+        hostname=hostname, network=opts.network, binds=binds, mounts=tuple(mounts),
+        init=opts.init,
         id_maps=maps_to_spec(maps), keep_groups=KEEP_GROUPS in opts.group_add,
         security=security_config(opts, seccomp_profile, capabilities)))
     from rootless.engine.containers import labels_annotations
@@ -279,25 +330,6 @@ def read_env_file(path: str) -> list[str]:
         raise UsageError(f"cannot read env file {path}: {e.strerror.lower()}") from e
     return [line.strip() for line in text.splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
-
-
-def parse_volume(spec: str) -> tuple[str, str, bool]:
-    """`HOST:CTR[:ro|rw]`; HOST must exist (named volumes come with `volume create`)."""
-    parts = spec.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise UsageError(f"invalid volume specification: {spec} (want HOST:CTR[:ro])")
-    host, ctr = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if not set(mode.split(",")) <= {"ro", "rw", "z", "Z"}:
-        raise UsageError(f"invalid mode {mode} in volume {spec}")
-    if not os.path.isabs(host):
-        raise UsageError(f"invalid volume {spec}: named volumes are not supported yet; "
-                         "give an absolute host path")
-    if not os.path.isabs(ctr):
-        raise UsageError(f"invalid volume {spec}: the container path must be absolute")
-    if not os.path.exists(host):
-        raise RootlessError(f"bind source path does not exist: {host}")
-    return os.path.realpath(host), ctr, "ro" in mode.split(",")
 
 
 # docker's --ulimit names (moby's pkg/ulimit) and the rlimits they set
