@@ -61,11 +61,22 @@ def test_directory_as_command_exits_126(rootless, busybox):
 # ---- 125: the engine failed ----
 
 def test_unknown_image_exits_125(rootless, busybox):
-    assert_error(rootless("run", "--rm", "no-such-image:1", "true"), 125, "no-such-image")
+    assert_error(rootless("run", "--rm", "--pull", "never", "no-such-image:1", "true"), 125,
+                 "no-such-image")
+
+
+def test_unknown_image_that_cannot_be_pulled_exits_125(rootless, busybox, rootless_env):
+    """--pull missing (the default) tries the registry first, as docker does: here an
+    address nothing answers, so the test never leaves the machine."""
+    result = rootless("run", "--rm", "127.0.0.1:9/no-such-image:1", "true")
+    assert result.returncode == 125
+    assert "Unable to find image '127.0.0.1:9/no-such-image:1' locally" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: ")
 
 
 def test_unknown_image_creates_no_container(rootless, busybox, store):
-    rootless("run", "no-such-image:1", "true")
+    rootless("run", "--pull", "never", "no-such-image:1", "true")
+    rootless("run", "127.0.0.1:9/no-such-image:1", "true")
     assert ok(rootless("ps", "-a", "-q")) == ""
 
 
