@@ -214,8 +214,8 @@ def test_a_cidfile_must_not_be_written_through_a_symlink(rootless, busybox, tmp_
 
 def test_a_cidfile_is_removed_when_no_container_is_made(rootless, busybox, tmp_path):
     path = tmp_path / "cid"
-    assert_error(rootless("run", "--cidfile", str(path), "nosuchimage", "true"), 125,
-                 "nosuchimage")
+    assert_error(rootless("run", "--pull", "never", "--cidfile", str(path), "nosuchimage",
+                          "true"), 125, "nosuchimage")
     assert not path.exists()
 
 

@@ -238,7 +238,8 @@ def test_rm_of_an_image_used_by_a_container_is_refused(rootless, busybox):
 @pytest.mark.container
 def test_removed_image_no_longer_runs(rootless, busybox):
     ok(rootless("image", "rm", "busybox:latest"))
-    assert_error(rootless("run", "--rm", "busybox:latest", "true"), 125, "busybox")
+    assert_error(rootless("run", "--rm", "--pull", "never", "busybox:latest", "true"), 125,
+                 "busybox")
 
 
 def test_rm_leaves_no_layer_files_behind(rootless, busybox, store):
