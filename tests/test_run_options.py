@@ -63,6 +63,17 @@ def test_image_env_is_set_and_env_option_overrides_it(rootless, load_variant):
                        'echo "$GREETING $OTHER"')) == "bye kept\n"
 
 
+def test_env_file_that_is_a_fifo_is_refused_without_hanging(rootless, busybox, tmp_path):
+    import os
+
+    from helpers import assert_error
+
+    fifo = tmp_path / "env"
+    os.mkfifo(fifo)
+    result = rootless("run", "--rm", "--env-file", str(fifo), busybox, "true", timeout=20)
+    assert_error(result, 125, str(fifo), "not a regular file")
+
+
 def test_env_file_sets_variables(sh, tmp_path):
     env_file = tmp_path / "env"
     env_file.write_text("A=1\n# a comment\n\nB=two words\nC='quoted'\n")

@@ -7,7 +7,6 @@ for them otherwise.
 from __future__ import annotations
 
 import os
-import stat
 
 from rootless.errors import RootlessError, UsageError
 
@@ -64,19 +63,17 @@ def label_file_read(path: str) -> list[str]:
 
 
 def _read_bounded(path: str) -> str:
+    import errno
+
+    from rootless.kernel.paths import read_regular_path
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise UsageError(f"cannot read label file {path}: not a regular file")
-            data = os.read(fd, _FILE_LIMIT + 1)
-        finally:
-            os.close(fd)
+        data = read_regular_path(path, _FILE_LIMIT)
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            raise UsageError(f"label file {path} is larger than 1 MiB") from None
         raise UsageError(f"cannot read label file {path}: "
                          f"{(e.strerror or str(e)).lower()}") from None
-    if len(data) > _FILE_LIMIT:
-        raise UsageError(f"label file {path} is larger than 1 MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

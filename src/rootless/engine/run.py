@@ -323,9 +323,14 @@ def _set_env(env: dict[str, str], item: str) -> None:
         env[key] = os.environ[key]
 
 
+ENV_FILE_LIMIT = 1 << 20
+
+
 def read_env_file(path: str) -> list[str]:
-    try:
-        text = Path(path).read_text()
+    from rootless.kernel.paths import read_regular_path
+
+    try:  # bounded, regular files only: a FIFO named here must not hang `run`
+        text = read_regular_path(path, ENV_FILE_LIMIT).decode(errors="replace")
     except OSError as e:
         raise UsageError(f"cannot read env file {path}: {e.strerror.lower()}") from e
     return [line.strip() for line in text.splitlines()

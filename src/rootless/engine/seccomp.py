@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 
 from rootless.errors import RootlessError, UsageError
 
@@ -67,22 +66,18 @@ def profile_load(value: str) -> dict:
 
 
 def _read(path: str) -> bytes:
+    import errno
+
+    from rootless.kernel.paths import read_regular_path
+
     try:
-        # O_NONBLOCK: a FIFO named as the profile must not hang `run`
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        return read_regular_path(path, MAX_PROFILE_BYTES)
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            raise ProfileError(f"seccomp profile {path} is larger than "
+                               f"{MAX_PROFILE_BYTES >> 20} MiB") from e
         raise ProfileError(f"opening seccomp profile ({path}) failed: "
                            f"{e.strerror.lower()}") from e
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ProfileError(f"opening seccomp profile ({path}) failed: not a regular file")
-        data = os.read(fd, MAX_PROFILE_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_PROFILE_BYTES:
-        raise ProfileError(f"seccomp profile {path} is larger than "
-                           f"{MAX_PROFILE_BYTES >> 20} MiB")
-    return data
 
 
 def _parse(path: str, data: bytes) -> dict:

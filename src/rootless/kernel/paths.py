@@ -235,6 +235,17 @@ def dirs_in_layers(layer_fds: Sequence[int], path: str) -> list[int]:
     return merged
 
 
+def read_regular_path(path: str, limit: int) -> bytes:
+    """read_regular of a file the user named on the host (a profile, a label or env
+    file): a FIFO, device or socket there is refused without being opened for reading,
+    and at most `limit` bytes are read. OSError as read_regular raises it."""
+    fd = os.open(path, _O_PATH)
+    try:
+        return read_regular(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def read_regular(fd: int, limit: int) -> bytes:
     """The bytes of the regular file behind `fd` (an O_PATH descriptor will do), at most
     `limit` of them. Anything else is refused with EINVAL before it is opened for
