@@ -98,25 +98,22 @@ def container_create(store, image_id: str, image_name: str, command: str,
     """The row, and an empty directory: made in tmp/ and renamed into place once the
     row is in, so a command killed in between leaves an entry the next clean_temp
     removes, never a directory no row names."""
-    from rootless.store.temp import TempOwner
-
     cid = os.urandom(32).hex()
     name = None if name is None else name_check(name)
     record = ContainerRecord(cid, name or random_name(), image_id, image_name, command,
                              time.time(), "created", auto_remove)
-    with TempOwner(store.root) as owner:
-        tmp = owner.path("new-container")
-        tmp.mkdir(mode=0o700)
-        try:
-            record = _insert(store, record, name is None, labels or {})
-            os.rename(tmp, container_dir(store, cid))
-        except BaseException:
-            from rootless.kernel.remove import rmtree_owned
+    tmp = store.temp_path("new-container")  # one owner per command (store/temp.py)
+    tmp.mkdir(mode=0o700)
+    try:
+        record = _insert(store, record, name is None, labels or {})
+        os.rename(tmp, container_dir(store, cid))
+    except BaseException:
+        from rootless.kernel.remove import rmtree_owned
 
-            with store.db:
-                store.db.execute("DELETE FROM containers WHERE id=?", (cid,))
-            rmtree_owned(tmp)
-            raise
+        with store.db:
+            store.db.execute("DELETE FROM containers WHERE id=?", (cid,))
+        rmtree_owned(tmp)
+        raise
     return record
 
 
@@ -201,15 +198,12 @@ def _remove_dir(store, path: Path) -> None:
     """Move a container's directory into tmp/ (gone from containers/ at once), then
     remove it there: a command killed midway leaves an entry of tmp/ that the next
     clean_temp finishes, never a directory no row names."""
-    from rootless.store.temp import TempOwner
-
-    with TempOwner(store.root) as owner:
-        doomed = owner.path("old-container")
-        try:
-            os.rename(path, doomed)
-        except FileNotFoundError:
-            return
-        remove_tree(doomed)
+    doomed = store.temp_path("old-container")
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:
+        return
+    remove_tree(doomed)
 
 
 def remove_tree(path: Path) -> None:
