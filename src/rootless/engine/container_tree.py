@@ -32,7 +32,8 @@ import os
 import stat
 from typing import NamedTuple
 
-from rootless.image.layers import OPAQUE_MARKER, OPAQUE_XATTR, OVERRIDE_XATTR, WHITEOUT_PREFIX
+from rootless.image.layers import (OPAQUE_MARKER, OPAQUE_XATTR, OVERRIDE_XATTR,
+                                   WHITEOUT_PREFIX, parse_override)
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -74,34 +75,6 @@ class Entry(NamedTuple):
 
     def meta(self) -> Meta:
         return entry_meta(self.st, self.override)
-
-
-def parse_override(value: str | None) -> tuple[int, int, int, int, tuple[int, int]] | None:
-    """(uid, gid, mode, kind, (major, minor)) of an override_stat record, None if the
-    record is malformed (then the kernel's values stand)."""
-    from rootless.kernel.idmap import parse_id
-
-    if not value:
-        return None
-    parts = value.split(":")
-    if len(parts) not in (3, 4):
-        return None
-    uid, gid = parse_id(parts[0]), parse_id(parts[1])
-    try:
-        mode = int(parts[2], 8)
-    except ValueError:
-        return None
-    if uid is None or gid is None or not 0 <= mode <= 0o7777:
-        return None
-    kind, dev = 0, (0, 0)
-    if len(parts) == 4:
-        name, _, numbers = parts[3].partition("-")
-        major, _, minor = numbers.partition("-")
-        if name not in ("char", "block") or not (major.isdigit() and minor.isdigit()):
-            return None
-        kind = stat.S_IFCHR if name == "char" else stat.S_IFBLK
-        dev = (int(major), int(minor))
-    return uid, gid, mode, kind, dev
 
 
 def entry_meta(st: os.stat_result, override: str | None) -> Meta:
