@@ -26,9 +26,7 @@ PRUNE_FILTERS = ("until", "label", "label!")
 
 def container_state(row: ContainerRow) -> str:
     """Docker's State word; a container whose process is gone reads as exited."""
-    if row.running:
-        return "running"
-    return "created" if row.record.state == "created" else "exited"
+    return row.state
 
 
 def containers_filtered(store, filters: list[str], all_: bool = False,

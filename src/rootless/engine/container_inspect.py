@@ -136,15 +136,16 @@ def rfc3339(seconds: float | None) -> str:
 
 
 def state(row: ContainerRow, started: float | None) -> dict[str, Any]:
-    """Docker's State. There is no start time in the record: config.json is written just
-    before the container starts, so its mtime stands in for it."""
+    """Docker's State. Containers started before the record kept a start time have
+    config.json's mtime (written just before they started) in its place."""
     running = row.running
-    status = "running" if running else \
-        "created" if row.record.state == "created" else "exited"
-    started = started if started is not None else row.record.created
+    status = row.state
+    started = row.started or (started if started is not None else row.record.created)
     return {
-        "Status": status, "Running": running, "Paused": False, "Restarting": False,
-        "OOMKilled": False, "Dead": False, "Pid": row.pid if running else 0,
+        "Status": status, "Running": running, "Paused": status == "paused",
+        "Restarting": status == "restarting",
+        "OOMKilled": False, "Dead": False,
+        "Pid": row.pid if status in ("running", "paused") else 0,
         "ExitCode": 0 if running or row.exit_code is None else row.exit_code,
         "Error": "",
         "StartedAt": ZERO_TIME if status == "created" else rfc3339(started),

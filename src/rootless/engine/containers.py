@@ -239,29 +239,74 @@ class ContainerRow(NamedTuple):
     exit_code: int | None
     finished: float | None = None
     labels: dict[str, str] | None = None  # None: made before containers had labels
+    init_start: int | None = None  # the start time of `pid` (kernel/procs.start_time)
+    monitor_pid: int | None = None
+    started: float | None = None
+    restart_count: int = 0
+    stopped_by_user: bool = False
+
+    @property
+    def state(self) -> str:
+        """Docker's State.Status, checked against the processes: a record that says
+        running while its init is gone (a monitor killed with it) reads as exited."""
+        state = self.record.state
+        if state in ("running", "paused"):
+            return state if self.init_alive else "exited"
+        if state == "restarting":
+            return state if self.monitor_pid and pid_alive(self.monitor_pid) else "exited"
+        return state if state in ("created", "removing") else "exited"
+
+    @property
+    def init_alive(self) -> bool:
+        from rootless.kernel.procs import alive_as
+
+        return self.pid is not None and alive_as(self.pid, self.init_start)
 
     @property
     def running(self) -> bool:
-        return self.record.state == "running" and self.pid is not None and pid_alive(self.pid)
+        """Docker's State.Running: paused and restarting containers are running too."""
+        return self.state in ("running", "paused", "restarting")
 
     def status(self, now: float) -> str:
-        if self.running:
-            return f"Up {human_duration(now - self.record.created)}"
-        if self.record.state == "created":
+        state = self.state
+        since = self.started or self.record.created
+        if state == "running":
+            return f"Up {human_duration(now - since)}"
+        if state == "paused":
+            return f"Up {human_duration(now - since)} (Paused)"
+        if state == "created":
             return "Created"
+        if state == "removing":
+            return "Removal In Progress"
         code = "" if self.exit_code is None else f" ({self.exit_code})"
         when = "" if self.finished is None else f" {human_duration(now - self.finished)} ago"
-        return f"Exited{code}{when}"
+        if state == "restarting":
+            return f"Restarting{code}{when}"
+        return f"Exited{code if self.exit_code is not None else ' (255)'}{when}"
 
+
+_ROW_COLUMNS = ("id, name, image_id, image_name, command, created, state, auto_remove, pid,"
+                " exit_code, finished, labels, init_start, monitor_pid, started,"
+                " restart_count, stopped_by_user")
+
+
+def _row(r: tuple) -> ContainerRow:
+    return ContainerRow(ContainerRecord(*r[:7], bool(r[7])), r[8], r[9], r[10],
+                        labels_load(r[11]), r[12], r[13], r[14], r[15] or 0, bool(r[16]))
 
 
 def container_list(store) -> list[ContainerRow]:
     """Every container, newest first."""
     rows = store.db.execute(
-        "SELECT id, name, image_id, image_name, command, created, state, auto_remove, pid,"
-        " exit_code, finished, labels FROM containers ORDER BY created DESC").fetchall()
-    return [ContainerRow(ContainerRecord(*r[:7], bool(r[7])), r[8], r[9], r[10],
-                         labels_load(r[11])) for r in rows]
+        f"SELECT {_ROW_COLUMNS} FROM containers ORDER BY created DESC").fetchall()
+    return [_row(r) for r in rows]
+
+
+def container_row(store, container_id: str) -> ContainerRow | None:
+    """One container's row by its full id; None once it is removed."""
+    r = store.db.execute(f"SELECT {_ROW_COLUMNS} FROM containers WHERE id=?",
+                         (container_id,)).fetchone()
+    return _row(r) if r else None
 
 
 def labels_load(text: str | None) -> dict[str, str] | None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from rootless.errors import ImageError, NotFoundError, RootlessError, UsageError
-from rootless.kernel.procs import pid_alive
 from rootless.store import metadata as md
 
 
@@ -378,10 +377,10 @@ def _untag(store, names: list[str]) -> list[str]:
 
 def _containers_using(store, image_id: str) -> list[tuple[str, str, bool]]:
     """(id, name, running) of the containers made from the image."""
-    rows = store.db.execute("SELECT id, name, state, pid FROM containers WHERE image_id=?",
-                            (image_id,)).fetchall()
-    return [(cid, cname, state == "running" and pid is not None and pid_alive(pid))
-            for cid, cname, state, pid in rows]
+    from rootless.engine.containers import container_list
+
+    return [(r.record.id, r.record.name, r.running) for r in container_list(store)
+            if r.record.image_id == image_id]
 
 
 

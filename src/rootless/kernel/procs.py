@@ -1,8 +1,18 @@
-"""Small questions about host processes."""
+"""Small questions about host processes, and handles on them that survive pid reuse.
+
+A pid alone names whatever process holds that number now; a container's init is named
+by (pid, start time) instead: the start time (field 22 of /proc/PID/stat, in clock
+ticks since boot) of a reused pid differs. A `ProcessHandle` opens a pidfd (Linux 5.3,
+pidfd_open(2)) and checks the start time after opening, so a signal sent through it can
+only reach the process that was recorded; on older kernels (RHEL 8's 4.18) it checks the
+start time before each kill(2), which leaves only the window between two syscalls.
+"""
 
 from __future__ import annotations
 
 import os
+import select
+import time
 
 
 def pid_alive(pid: int) -> bool:
@@ -16,3 +26,110 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces and
+    parentheses: split after the last ')'); field 3 (state) is index 0."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rfind(b")") + 2:].decode().split()
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot; None if it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def proc_state(pid: int) -> str | None:
+    """One letter of proc(5): R S D Z T t X...; None if the process is gone."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def alive_as(pid: int, started: int | None) -> bool:
+    """Whether `pid` is still the process that started at `started` (and not a zombie)."""
+    fields = _stat_fields(pid)
+    if not fields or fields[0] in ("Z", "X"):
+        return False
+    return started is None or int(fields[19]) == started
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it, from one scan of /proc (a process that forks
+    during the scan may be missed: callers that must catch all of them scan again)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        fields = _stat_fields(int(name))
+        if fields:
+            children.setdefault(int(fields[1]), []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
+class ProcessHandle:
+    """A process named by (pid, start time); signals reach it or nobody."""
+
+    def __init__(self, pid: int, started: int | None) -> None:
+        self.pid = pid
+        self.started = started
+        self.fd: int | None = None
+        try:
+            self.fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfd (Linux < 5.3), or already reaped
+            self.fd = None
+        if not alive_as(pid, started):  # checked after the open: the fd is the one
+            self.close()
+            raise ProcessLookupError(pid)
+
+    def signal(self, signum: int) -> bool:
+        """Send `signum`; False if the process is gone."""
+        try:
+            if self.fd is not None:
+                import signal
+
+                signal.pidfd_send_signal(self.fd, signum)
+            elif alive_as(self.pid, self.started):
+                os.kill(self.pid, signum)
+            else:
+                return False
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait_gone(self, timeout: float | None) -> bool:
+        """Wait until the process has exited (a zombie counts: its pid namespace is
+        empty by then, the kernel kills the rest before the init becomes one); True if it
+        did within `timeout` seconds (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not alive_as(self.pid, self.started):
+                return True
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if left == 0.0:
+                return False
+            if self.fd is not None:  # readable once the process has exited
+                select.select([self.fd], [], [], left)
+            else:
+                time.sleep(min(0.01, left if left is not None else 0.01))
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "ProcessHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

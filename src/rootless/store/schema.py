@@ -65,7 +65,13 @@ CREATE TABLE IF NOT EXISTS containers (
     exit_code INTEGER,
     auto_remove INTEGER,
     finished REAL,                  -- when it last exited
-    labels TEXT                     -- JSON object: the image's labels, then --label's
+    labels TEXT,                    -- JSON object: the image's labels, then --label's
+    init_start INTEGER,             -- the start time of `pid` (the container's init),
+                                    -- in clock ticks since boot: a reused pid differs
+    monitor_pid INTEGER,            -- the monitor that is the parent of `pid`
+    started REAL,                   -- when it last started
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    stopped_by_user INTEGER NOT NULL DEFAULT 0  -- `stop`/`kill`: no restart policy
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers (image_id);
 
@@ -100,6 +106,10 @@ UPGRADES = {
     2: lambda db: _add_column(db, "images", "removed", "INTEGER NOT NULL DEFAULT 0"),
     3: lambda db: _add_column(db, "containers", "labels", "TEXT"),
     4: lambda db: None,  # 5 adds the volumes tables, which SCHEMA creates
+    5: lambda db: [_add_column(db, "containers", column, kind) for column, kind in (
+        ("init_start", "INTEGER"), ("monitor_pid", "INTEGER"), ("started", "REAL"),
+        ("restart_count", "INTEGER NOT NULL DEFAULT 0"),
+        ("stopped_by_user", "INTEGER NOT NULL DEFAULT 0"))],
 }
 
 

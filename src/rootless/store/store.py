@@ -27,8 +27,8 @@ from typing import Iterator
 from rootless.errors import StoreError
 
 SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp", "owners")
-SCHEMA_VERSION = 5  # of state.db (2: containers.finished, 3: images.removed,
-# 4: containers.labels, 5: volumes); store/schema.py creates and upgrades it
+SCHEMA_VERSION = 6  # of state.db (2: containers.finished, 3: images.removed,
+# 4: containers.labels, 5: volumes, 6: monitors); store/schema.py creates and upgrades it
 
 
 def default_root() -> Path:
