@@ -85,7 +85,9 @@ def test_schema_version_and_wal(store):
 def test_containers_table_has_the_agreed_columns(store):
     columns = [r[1] for r in store.db.execute("PRAGMA table_info(containers)")]
     assert columns == ["id", "name", "image_id", "image_name", "created", "state", "command",
-                       "spec_path", "pid", "exit_code", "auto_remove", "finished", "labels"]
+                       "spec_path", "pid", "exit_code", "auto_remove", "finished", "labels",
+                       "init_start", "monitor_pid", "started", "restart_count",
+                       "stopped_by_user"]
 
 
 def test_a_version_1_store_gains_the_finished_column(tmp_path):
@@ -104,7 +106,9 @@ def test_a_version_1_store_gains_the_finished_column(tmp_path):
     db.close()
     store = Store.open(root)
     columns = [r[1] for r in store.db.execute("PRAGMA table_info(containers)")]
-    assert columns[-2:] == ["finished", "labels"]
+    assert columns[-7:-5] == ["finished", "labels"]
+    assert columns[-5:] == ["init_start", "monitor_pid", "started", "restart_count",
+                            "stopped_by_user"]
 
 
 def test_a_version_3_store_keeps_its_containers_and_gains_the_labels_column(tmp_path):

@@ -43,16 +43,58 @@ def _register() -> None:
                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                   "help_option_names": []})(run_passthrough)
     app.command("version", help="Show the version.")(system.version)
-    app.command("info", help="Show system-wide information (as: system info).")(system.info)
+    app.command("info", help=system.INFO_HELP)(system.info)
     container.register(app)
     container.app.command("run", help=run.HELP_SUMMARY + " (see: rootless run --help)",
                           context_settings={"ignore_unknown_options": True,
                                             "allow_extra_args": True,
                                             "help_option_names": []})(run_passthrough)
+    for verb in ("create",):
+        passthrough = _passthrough(verb)
+        context = {"ignore_unknown_options": True, "allow_extra_args": True,
+                   "help_option_names": []}
+        app.command(verb, help=run.CREATE_SUMMARY + f" (see: rootless {verb} --help)",
+                    context_settings=context)(passthrough)
+        container.app.command(verb, help=run.CREATE_SUMMARY +
+                              f" (see: rootless {verb} --help)",
+                              context_settings=context)(passthrough)
+    from rootless.cli import lifecycle
+
+    lifecycle.register(app, container.app)
+    from rootless.cli.exec import HELP_SUMMARY as EXEC_SUMMARY
+
+    for group in (app, container.app):  # parsed by cli/exec.py; here for --help and paths
+        group.command("exec", help=EXEC_SUMMARY + " (see: rootless exec --help)",
+                      context_settings={"ignore_unknown_options": True,
+                                        "allow_extra_args": True,
+                                        "help_option_names": []})(exec_passthrough)
     image.register_shortcuts(app)
     from rootless.cli import registry
 
     registry.register(app, image.app)
+
+
+def _passthrough(verb: str):
+    def passthrough(ctx: typer.Context) -> int:
+        from rootless.cli.common import global_options
+        from rootless.cli.main import guarded
+        from rootless.cli.run import run_main
+
+        opts = global_options(ctx)
+        return guarded(lambda: run_main(ctx.args, str(opts.root) if opts.root else None,
+                                        opts.debug, verb))
+
+    return passthrough
+
+
+def exec_passthrough(ctx: typer.Context) -> int:
+    from rootless.cli.common import global_options
+    from rootless.cli.exec import exec_main
+    from rootless.cli.main import guarded
+
+    opts = global_options(ctx)
+    return guarded(lambda: exec_main(ctx.args, str(opts.root) if opts.root else None,
+                                     opts.debug))
 
 
 def run_passthrough(ctx: typer.Context) -> int:

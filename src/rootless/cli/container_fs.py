@@ -45,7 +45,7 @@ def commit(ctx: typer.Context,
     from rootless.engine.commit import container_commit
 
     print(container_commit(get_store(ctx), container, repository, author, message,
-                           list(change)))
+                           list(change), pause))
 
 
 def register(root: typer.Typer, group: typer.Typer) -> None:

@@ -62,23 +62,10 @@ def ls(ctx: typer.Context,
                                   "or `json` (one object per line).")
        ) -> None:
     """List images."""
-    import time
-
-    from rootless.cli import image_views as views
     from rootless.cli.common import get_store
-    from rootless.engine.image_list import image_list
+    from rootless.cli.image_views import images_print
 
-    rows = image_list(get_store(ctx), reference, filter, digests)
-    if quiet and not format:
-        for image_id in dict.fromkeys(r.id if no_trunc else r.id[7:19] for r in rows):
-            print(image_id)
-        return
-    now = time.time()
-    default = views.IMAGE_TABLE_DIGESTS if digests else views.IMAGE_TABLE
-    if digests and format.startswith("table") and "{{.Digest}}" not in format:
-        format += "\t{{.Digest}}"  # docker adds the column to a table without it
-    views.print_rows(format or default, [views.image_entry(r, now, no_trunc) for r in rows],
-                     views.IMAGE_HEADERS)
+    images_print(get_store(ctx), reference, quiet, no_trunc, digests, filter, format)
 
 
 @app.command("tag")
@@ -180,19 +167,10 @@ def inspect(ctx: typer.Context,
             format: str = typer.Option("", "--format", "-f",
                                        help="A Go template, printed once per image.")) -> None:
     """Show details of images, as a JSON array."""
-    import json
-
     from rootless.cli.common import get_store
-    from rootless.engine.images import image_inspect
+    from rootless.cli.inspect_show import image_inspect_print
 
-    if format:
-        from rootless.cli.template import parse
-
-        template = parse(format)  # a bad template fails before any lookup, as in docker
-        for obj in image_inspect(get_store(ctx), images):
-            print(template.execute(obj))
-        return
-    print(json.dumps(image_inspect(get_store(ctx), images), indent=4))
+    image_inspect_print(lambda: get_store(ctx), images, format)
 
 
 @app.command("save")
@@ -215,11 +193,11 @@ def save(ctx: typer.Context,
 
 
 def register_shortcuts(root: typer.Typer) -> None:
-    """docker's top-level spellings: images, rmi, load, import, tag, history."""
-    root.command("images", help="List images.")(ls)
-    root.command("tag", help="Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.")(tag)
-    root.command("history", help="Show the history of an image.")(history)
-    root.command("rmi", help="Remove images.")(rm)
-    root.command("load", help="Load images from an archive.")(load)
-    root.command("save", help="Save one or more images to a tar archive.")(save)
-    root.command("import", help="Import a root filesystem tarball as an image.")(import_)
+    """docker's top-level spellings (images, rmi, load, save, import, tag, history) and
+    its hidden aliases `image list|remove`: the same function, so the same flags, help
+    and output either way."""
+    app.command("list", hidden=True)(ls)
+    app.command("remove", hidden=True)(rm)
+    for name, command in (("images", ls), ("rmi", rm), ("tag", tag), ("history", history),
+                          ("load", load), ("save", save), ("import", import_)):
+        root.command(name)(command)

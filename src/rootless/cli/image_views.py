@@ -1,5 +1,6 @@
 """How `image ls`, `image history` and `system df` rows look: Docker's field names for
---format, its column titles and default table templates, its size and time words.
+--format, its column titles and default table templates, its size and time words; and
+`image ls` itself (images_print), which cli/hot.py reaches without typer.
 
 Every value is a string, as the docker CLI's formatter methods return them.
 """
@@ -78,9 +79,10 @@ IMAGE_HEADERS = {
     "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "VirtualSize": "VIRTUAL SIZE",
     "Containers": "CONTAINERS",
 }
-IMAGE_TABLE = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-IMAGE_TABLE_DIGESTS = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t"
-                       "{{.CreatedSince}}\t{{.Size}}")
+IMAGE_COLUMNS = ("Repository", "Tag", "ID", "CreatedSince", "Size")
+IMAGE_COLUMNS_DIGESTS = ("Repository", "Tag", "Digest", "ID", "CreatedSince", "Size")
+IMAGE_TABLE = "table " + "\t".join("{{." + key + "}}" for key in IMAGE_COLUMNS)
+IMAGE_TABLE_DIGESTS = "table " + "\t".join("{{." + key + "}}" for key in IMAGE_COLUMNS_DIGESTS)
 
 
 def image_entry(row, now: float, no_trunc: bool, shared: int | None = None) -> dict[str, str]:
@@ -95,6 +97,43 @@ def image_entry(row, now: float, no_trunc: bool, shared: int | None = None) -> d
         "UniqueSize": "N/A" if shared is None else human_size(row.size - shared, 4),
         "Containers": str(row.containers),
     }
+
+
+def images_print(store, reference: str | None = None, quiet: bool = False,
+                 no_trunc: bool = False, digests: bool = False,
+                 filter: list[str] | tuple[str, ...] = (), format: str = "") -> None:
+    """`images` and `image ls|list` (cli/image.py with typer, cli/hot.py without)."""
+    from rootless.engine.image_list import image_list
+
+    rows = image_list(store, reference, filter, digests)
+    if quiet and not format:
+        for image_id in dict.fromkeys(r.id if no_trunc else r.id[7:19] for r in rows):
+            print(image_id)
+        return
+    now = time.time()
+    entries = [image_entry(r, now, no_trunc) for r in rows]
+    if not format:
+        columns = IMAGE_COLUMNS_DIGESTS if digests else IMAGE_COLUMNS
+        for line in plain_table(columns, entries, IMAGE_HEADERS):
+            print(line)
+        return
+    if digests and format.startswith("table") and "{{.Digest}}" not in format:
+        format += "\t{{.Digest}}"  # docker adds the column to a table without it
+    print_rows(format, entries, IMAGE_HEADERS)
+
+
+def plain_table(columns: tuple[str, ...], rows: list[dict[str, str]],
+                headers: dict[str, str]) -> list[str]:
+    """The lines render_rows gives for `table {{.A}}\t{{.B}}...` over string fields,
+    without the template engine, which costs ~3 ms to import and compile, as much as
+    `images` spends on its work (tests/unit/test_hot_commands.py holds both equal)."""
+    from rootless.cli.printable import escape_controls
+    from rootless.cli.template_funcs import tabwrite
+
+    lines = ["\t".join(headers[key] for key in columns)]
+    lines += ["\t".join(escape_controls(row[key], "\n\t") for key in columns)
+              for row in rows]
+    return tabwrite("\n".join(lines).split("\n"))
 
 
 # ---- image history ----

@@ -25,6 +25,14 @@ class Flag(NamedTuple):
 FLAGS = (
     Flag(("--cidfile",), "cidfile", "value", "Write the container's id to a new file",
          "FILE"),
+    Flag(("-c", "--cpu-shares"), "cpu_shares", "value",
+         "CPU shares (relative weight; 1024 is the default)", "N"),
+    Flag(("--cpus",), "cpus", "value", "Number of CPUs (e.g. 1.5)", "N"),
+    Flag(("--cpuset-cpus",), "cpuset_cpus", "value", "CPUs to run on (0-3, 0,1)", "LIST"),
+    Flag(("-d", "--detach"), "detach", "bool",
+         "Run in the background and print the container's id"),
+    Flag(("--detach-keys",), "detach_keys", "value",
+         "Keys that detach from the container (default ctrl-p,ctrl-q)", "KEYS"),
     Flag(("--entrypoint",), "entrypoint", "value", "Override the image's ENTRYPOINT", "CMD"),
     Flag(("-e", "--env"), "env", "list", "Set an environment variable", "K=V"),
     Flag(("--env-file",), "env_files", "list", "Read environment variables from a file",
@@ -33,27 +41,51 @@ FLAGS = (
          "Add a supplementary group (NAME or GID; needs subordinate ids); keep-groups "
          "keeps your own groups (a no-op in single-id mode, where they are kept anyway)",
          "GROUP"),
+    Flag(("--health-cmd",), "health_cmd", "value", "Command to check health", "CMD"),
+    Flag(("--health-interval",), "health_interval", "value",
+         "Time between health checks (e.g. 30s)", "DURATION"),
+    Flag(("--health-retries",), "health_retries", "value",
+         "Consecutive failures that make it unhealthy", "N"),
+    Flag(("--health-start-period",), "health_start_period", "value",
+         "Start-up time before failures count", "DURATION"),
+    Flag(("--health-timeout",), "health_timeout", "value",
+         "Longest time one check may take", "DURATION"),
     Flag(("-h", "--hostname"), "hostname", "value", "Container hostname", "NAME"),
     Flag(("--init",), "init", "bool", "Run an init as pid 1 that reaps zombies"),
     Flag(("-i", "--interactive"), "interactive", "bool", "Keep stdin open"),
     Flag(("-l", "--label"), "labels", "list", "Set a label on the container", "K=V"),
+    Flag(("-m", "--memory"), "memory", "value", "Memory limit (e.g. 512m, 1g)", "BYTES"),
+    Flag(("--memory-swap",), "memory_swap", "value",
+         "Memory plus swap limit (-1: unlimited swap)", "BYTES"),
     Flag(("--mount",), "mounts", "list",
          "Mount: type=bind|volume|tmpfs,source=,target=[,readonly][,...]", "MOUNT"),
     Flag(("--label-file",), "label_files", "list", "Read labels from a file (K=V lines)",
          "FILE"),
     Flag(("--name",), "name", "value", "Assign a name to the container", "NAME"),
     Flag(("--network", "--net"), "network", "value", "Network mode: host or none", "MODE"),
+    Flag(("--no-healthcheck",), "no_healthcheck", "bool",
+         "Disable the image's HEALTHCHECK"),
+    Flag(("--pids-limit",), "pids_limit", "value",
+         "Limit on the number of processes (-1: unlimited)", "N"),
     Flag(("--privileged",), "privileged", "bool",
          "Every capability, no seccomp filter, no masked /proc paths"),
     Flag(("--pull",), "pull", "value",
          "Pull the image before running: missing (default), always, never", "POLICY"),
     Flag(("-q", "--quiet"), "quiet", "bool", "Suppress the pull output"),
     Flag(("--read-only",), "read_only", "bool", "Mount the container's root read-only"),
+    Flag(("--restart",), "restart", "value",
+         "Restart policy: no, always, on-failure[:N], unless-stopped", "POLICY"),
     Flag(("--rm",), "remove", "bool", "Remove the container when it exits"),
     Flag(("--security-opt",), "security_opt", "list",
          "seccomp=unconfined|PROFILE.json, no-new-privileges", "OPT"),
     Flag(("--tmpfs",), "tmpfs", "list", "Mount a tmpfs: /PATH[:size=64m,mode=1777,...]",
          "PATH"),
+    Flag(("--sig-proxy",), "sig_proxy", "bool",
+         "Forward the signals we receive to the container (default true)"),
+    Flag(("--stop-signal",), "stop_signal", "value", "Signal that stops the container",
+         "SIGNAL"),
+    Flag(("--stop-timeout",), "stop_timeout", "value",
+         "Seconds to wait for it to stop before killing it", "SECONDS"),
     Flag(("-t", "--tty"), "tty", "bool", "Allocate a pseudo-TTY"),
     Flag(("--ulimit",), "ulimits", "list", "Set a resource limit: NAME=SOFT[:HARD]", "LIMIT"),
     Flag(("-u", "--user"), "user", "value", "User: NAME|UID[:GROUP|GID]", "USER"),
@@ -63,21 +95,28 @@ FLAGS = (
          "DIR"),
 )
 _BY_NAME = {name: flag for flag in FLAGS for name in flag.names}
+# docker's resource flags, handed to RunOptions as given (engine/resources.py reads them)
+RESOURCE_FLAGS = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit",
+                  "cpuset_cpus")
 
 HELP_SUMMARY = "Run a command in a new container."
+CREATE_SUMMARY = "Create a new container."
 
 
-def usage() -> str:
-    lines = ["Usage: rootless run [OPTIONS] IMAGE [COMMAND] [ARG...]", "", HELP_SUMMARY, "",
-             "Options:"]
+def usage(command: str = "run") -> str:
+    summary = HELP_SUMMARY if command == "run" else CREATE_SUMMARY
+    lines = [f"Usage: rootless {command} [OPTIONS] IMAGE [COMMAND] [ARG...]", "", summary,
+             "", "Options:"]
     for flag in FLAGS:
+        if command == "create" and flag.dest in ("detach", "sig_proxy", "detach_keys"):
+            continue
         names = ", ".join(flag.names) + (f" {flag.metavar}" if flag.metavar else "")
         lines.append(f"  {names:<28} {flag.help}")
     lines.append(f"  {'--help':<28} Show this message and exit.")
     return "\n".join(lines)
 
 
-def parse(argv: list[str]) -> dict:
+def parse(argv: list[str], command: str = "run") -> dict:
     """Docker's grammar: flags, then IMAGE, then the command, untouched."""
     values: dict = {f.dest: ([] if f.kind == "list" else None) for f in FLAGS}
     i = 0
@@ -93,8 +132,8 @@ def parse(argv: list[str]) -> dict:
             break
         i = _parse_one(argv, i, values)
     if i >= len(argv):
-        raise UsageError('"rootless run" requires at least 1 argument: IMAGE '
-                         "(see: rootless run --help)")
+        raise UsageError(f'"rootless {command}" requires at least 1 argument: IMAGE '
+                         f"(see: rootless {command} --help)")
     values["image"], values["command"] = argv[i], argv[i + 1:]
     return values
 
@@ -157,12 +196,16 @@ def security_options(options: list[str]) -> tuple[bool, str]:
     return no_new_privileges, seccomp
 
 
-def run_main(argv: list[str], root: str | None, debug: bool) -> int:
-    values = parse(argv)
+def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run") -> int:
+    values = parse(argv, command)
     if values.get("help"):
-        print(usage())
+        print(usage(command))
         return 0
-    from rootless.engine.run import RunOptions, container_run
+    if command == "create" and (values["detach"] or values["sig_proxy"] is not None or
+                                values["detach_keys"] is not None):
+        raise UsageError("unknown flag for create: -d/--sig-proxy/--detach-keys are "
+                         "run's (see: rootless create --help)")
+    from rootless.engine.run import RunOptions, container_create_from, container_run
     from rootless.store import Store
 
     no_new_privileges, seccomp = security_options(values["security_opt"])
@@ -180,11 +223,38 @@ def run_main(argv: list[str], root: str | None, debug: bool) -> int:
         privileged=bool(values["privileged"]), ulimits=values["ulimits"],
         labels=tuple(values["labels"]), label_files=tuple(values["label_files"]),
         cidfile=values["cidfile"],
-        pull="missing" if values["pull"] is None else values["pull"], debug=debug)
+        pull="missing" if values["pull"] is None else values["pull"], debug=debug,
+        detach=bool(values["detach"]), restart=values["restart"] or "no",
+        stop_signal=values["stop_signal"],
+        stop_timeout=_stop_timeout(values["stop_timeout"]),
+        health=_health(values), no_healthcheck=bool(values["no_healthcheck"]),
+        sig_proxy=values["sig_proxy"] is not False, detach_keys=values["detach_keys"],
+        **{k: values[k] for k in RESOURCE_FLAGS})
     from pathlib import Path
 
     pull = None if values["quiet"] else _pull_reported  # None: the engine pulls silently
-    return container_run(Store.open(Path(root) if root else None), opts, pull)
+    store = Store.open(Path(root) if root else None)
+    if command == "create":
+        print(container_create_from(store, opts, pull).id)
+        return 0
+    return container_run(store, opts, pull)
+
+
+def _stop_timeout(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f'invalid argument "{text}" for "--stop-timeout" flag: '
+                         "strconv.ParseInt: parsing: invalid syntax") from None
+
+
+def _health(values: dict) -> tuple:
+    keys = ("health_cmd", "health_interval", "health_timeout", "health_start_period",
+            "health_retries")
+    found = tuple(values[k] for k in keys)
+    return found if any(v is not None for v in found) else ()
 
 
 def _pull_reported(store, name: str, missing: bool) -> None:

@@ -89,6 +89,10 @@ def info(ctx: typer.Context,
                 print(f"  - {v}")
         else:
             print(f"{key}: {value}")
+    import sys
+
+    for warning in docker["Warnings"]:  # as docker's CLI: after the rest, on stderr
+        print(warning, file=sys.stderr)
 
 
 def _info_summary(docker: dict) -> None:
@@ -129,7 +133,9 @@ def bytes_size(size: float) -> str:
     return f"{size:.4g}{units[i]}"
 
 
-app.command("info", help="Show what this machine offers and what rootless chose.")(info)
+INFO_HELP = ("Show system-wide information: what this machine offers and what rootless "
+             "chose.")
+app.command("info", help=INFO_HELP)(info)
 
 
 def prune_warning(all_images: bool, volumes: bool, filters: list[str]) -> str:

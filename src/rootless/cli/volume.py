@@ -103,6 +103,10 @@ def rm(ctx: typer.Context,
         print(name)
 
 
+app.command("list", hidden=True)(ls)  # docker's aliases of `volume ls|rm`
+app.command("remove", hidden=True)(rm)
+
+
 @app.command("prune")
 def prune(ctx: typer.Context,
           all: bool = typer.Option(False, "-a", "--all",

@@ -39,8 +39,17 @@ from rootless.image.transports.base import ImageSource
 
 
 def container_commit(store, ref: str, name: str | None = None, author: str = "",
-                     message: str = "", changes: list[str] = ()) -> str:
-    """Commit container `ref`; returns the new image's id."""
+                     message: str = "", changes: list[str] = (), pause: bool = True) -> str:
+    """Commit container `ref`; returns the new image's id. A running container is
+    paused meanwhile (docker's --pause, the default), so its layer is one moment's."""
+    from rootless.engine.lifecycle import paused_for
+
+    with paused_for(store, ref, pause):
+        return _commit(store, ref, name, author, message, changes)
+
+
+def _commit(store, ref: str, name: str | None, author: str, message: str,
+            changes: list[str]) -> str:
     from rootless.engine.container_fs import StoppedContainer
     from rootless.engine.images import _tag_name, _temp_cleaned
     from rootless.image.transports.copy import copy_image

@@ -14,8 +14,7 @@ from typing import Any
 def host_config_defaults() -> dict[str, Any]:
     return {
         "Binds": None, "ContainerIDFile": "",
-        # no log is kept yet: a foreground run streams to its caller
-        "LogConfig": {"Type": "none", "Config": {}},
+        "LogConfig": {"Type": "json-file", "Config": {}},  # the monitor's (engine/monitor.py)
         "NetworkMode": "", "PortBindings": {},
         "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None,

@@ -101,8 +101,10 @@ def _predicate(store, spec: dict[str, list[str]]) -> Callable[[ContainerRow], bo
         checks.append(lambda r: container_state(r) == "exited" and r.exit_code in codes)
     if "status" in spec:
         checks.append(lambda r: container_state(r) in spec["status"])
-    if "health" in spec:  # no container has a healthcheck yet: each one's health is "none"
-        checks.append(lambda r: "none" in spec["health"])
+    if "health" in spec:
+        from rootless.engine.health import health_status
+
+        checks.append(lambda r: health_status(store, r) in spec["health"])
     if "volume" in spec:
         checks.append(lambda r: bool(set(spec["volume"]) & _mount_names(store, r)))
     if "ancestor" in spec:
@@ -162,8 +164,7 @@ class PruneReport(NamedTuple):
 def containers_prune(store, filters: list[str]) -> PruneReport:
     """`container prune`: every container that is not running and passes until= (made
     before) and label=/label!=, removed as `rm` removes one."""
-    from rootless.engine.containers import container_remove, remove_tree
-    from rootless.engine.disk_usage import container_size
+    from rootless.engine.containers import remove_tree
 
     spec = parse_filters(filters, PRUNE_FILTERS)
     cutoff = until_cutoff(spec["until"]) if spec.get("until") else None
@@ -177,7 +178,24 @@ def containers_prune(store, filters: list[str]) -> PruneReport:
             if not (labels_match(labels, spec.get("label", [])) and
                     labels_match(labels, spec.get("label!", []), negate=True)):
                 continue
-            reclaimed += container_size(container_dir(store, row.record.id))
-            container_remove(store, row.record.id)
-            deleted.append(row.record.id)
+            size = _remove_if_stopped(store, row.record.id)
+            if size is not None:
+                reclaimed += size
+                deleted.append(row.record.id)
     return PruneReport(deleted, reclaimed)
+
+
+def _remove_if_stopped(store, container_id: str) -> int | None:
+    """Remove a container that is still stopped once its op lock is ours (a `run` or
+    `start` may hold it meanwhile); its size, or None if it was left."""
+    from rootless.engine.containers import container_op_lock, container_remove, container_row
+    from rootless.engine.disk_usage import container_size
+    from rootless.engine.lifecycle import monitor_alive
+
+    with container_op_lock(store, container_id):
+        row = container_row(store, container_id)
+        if row is None or row.running or monitor_alive(store, container_id):
+            return None
+        size = container_size(container_dir(store, container_id))
+        container_remove(store, container_id)
+        return size

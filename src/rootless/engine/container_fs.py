@@ -1,8 +1,9 @@
-"""`diff` and `export` of a stopped container, and the tar writer `commit` shares.
+"""`diff` and `export` of a container, and the tar writer `commit` shares.
 
-A running container's overlay is mounted in its own mount namespace and its files
-change under us; until the monitor of issue 8 can pause it, both commands refuse a
-running container (docker would pause it).
+A running container's overlay is mounted in its own mount namespace; its upper
+directory and the image's layers are read from here as they are for a stopped one
+(overlayfs(5) lets the upper layer be read while mounted). Files may change under us
+meanwhile, as with docker, unless the caller pauses it: `commit` does by default.
 
 The trees are read in a user namespace with the user's id map (engine/unshare.py),
 through engine/container_tree.py: descriptors only, no symlink of the container's tree
@@ -31,18 +32,14 @@ _CAPABILITY = "security.capability"
 
 
 class StoppedContainer:
-    """A stopped container's record and the roots its two views are made of."""
+    """A container's record and the roots its two views are made of (running or not:
+    the name says what the views assume: nothing writes while they are read)."""
 
     def __init__(self, store, ref: str, verb: str) -> None:
-        from rootless.engine.containers import container_dir, container_list, container_lookup
+        from rootless.engine.containers import container_dir, container_lookup
         from rootless.store import metadata as md
 
         record = container_lookup(store, ref)
-        row = next((r for r in container_list(store) if r.record.id == record.id), None)
-        if row is not None and row.running:
-            # exit 125, as the brief of issue 8 asks until the monitor can pause it
-            raise UsageError(f"container {ref} is running: {verb} of a running container "
-                             "needs `rootless stop` first (not yet supported)")
         self.record = record
         self.dir = container_dir(store, record.id)
         image = md.image_get(store, record.image_id)

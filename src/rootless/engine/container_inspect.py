@@ -20,9 +20,10 @@ from typing import Any
 
 from rootless.engine.containers import (ContainerRow, container_dir, container_list,
                                         container_lookup)
-from rootless.engine.spec import PRIVILEGED_ANNOTATION, SECURITY_OPT_ANNOTATION
-from rootless.runtime.plan import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
-                                   ROOTFS_OVERLAY_ANNOTATION)
+from rootless.engine.container_settings import LOG_FILE, settings_read
+from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
+                                          PRIVILEGED_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION,
+                                          SECURITY_OPT_ANNOTATION)
 
 # config.json holds the seccomp profile (tens of KiB); anything near this is not ours
 SPEC_LIMIT = 8 << 20
@@ -38,6 +39,7 @@ def container_inspect(store, ref: str, size: bool = False) -> dict[str, Any]:
                ContainerRow(record, None, None))
     cdir = container_dir(store, record.id)
     spec, started = spec_read(cdir / "config.json")
+    settings = settings_read(cdir)
     driver, graph = graph_driver(spec)
     path, *args = shlex.split(record.command) or [""]
     result = {
@@ -45,24 +47,24 @@ def container_inspect(store, ref: str, size: bool = False) -> dict[str, Any]:
         "Created": rfc3339(record.created),
         "Path": path,
         "Args": args,
-        "State": state(row, started),
+        "State": state(row, started, cdir if settings.healthcheck else None),
         "Image": record.image_id,
         "ResolvConfPath": _existing(cdir / "resolv.conf"),
         "HostnamePath": _existing(cdir / "hostname"),
         "HostsPath": _existing(cdir / "hosts"),
-        "LogPath": "",  # no log is kept yet: the foreground run streams to the caller
+        "LogPath": _existing(cdir / LOG_FILE),
         "Name": "/" + record.name,
-        "RestartCount": 0,
+        "RestartCount": row.restart_count,
         "Driver": driver,
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": None,
-        "HostConfig": host_config(spec, record.auto_remove, cdir),
+        "HostConfig": host_config(spec, record.auto_remove, cdir, settings),
         "GraphDriver": {"Name": driver, "Data": graph},
         "Mounts": mounts(spec, cdir),
-        "Config": config(store, record, spec, row.labels),
+        "Config": config(store, record, spec, row.labels, settings),
         "NetworkSettings": network_settings(network_mode(spec)),
     }
     if size:
@@ -135,7 +137,7 @@ def rfc3339(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + fraction + "Z"
 
 
-def state(row: ContainerRow, started: float | None) -> dict[str, Any]:
+def state(row: ContainerRow, started: float | None, cdir=None) -> dict[str, Any]:
     """Docker's State. Containers started before the record kept a start time have
     config.json's mtime (written just before they started) in its place."""
     running = row.running
@@ -150,7 +152,22 @@ def state(row: ContainerRow, started: float | None) -> dict[str, Any]:
         "Error": "",
         "StartedAt": ZERO_TIME if status == "created" else rfc3339(started),
         "FinishedAt": ZERO_TIME if running else rfc3339(row.finished),
+        **_health(cdir, running),
     }
+
+
+def _health(cdir, running: bool) -> dict[str, Any]:
+    """State.Health, for a container with a healthcheck (docker omits the key
+    otherwise); "starting" before the monitor's first word."""
+    if cdir is None:
+        return {}
+    from rootless.engine.health import health_read
+
+    health = health_read(cdir) if running else None
+    if health is None:
+        health = {"Status": "starting" if running else "unhealthy", "FailingStreak": 0,
+                  "Log": []}
+    return {"Health": health}
 
 
 def _existing(path: os.PathLike) -> str:
@@ -244,9 +261,11 @@ def ulimits(spec: dict) -> list[dict[str, Any]] | None:
     return result or None
 
 
-def host_config(spec: dict, auto_remove: bool, cdir: os.PathLike) -> dict[str, Any]:
+def host_config(spec: dict, auto_remove: bool, cdir: os.PathLike,
+                settings=None) -> dict[str, Any]:
     """Docker's HostConfig: what the spec records, docker's zero value for the rest."""
     from rootless.engine.container_defaults import host_config_defaults
+    from rootless.engine.resources import resources_host_config
 
     binds = [f"{h}:{c}:ro" if ro else f"{h}:{c}"
              for h, c, ro in user_binds(spec, cdir)]
@@ -268,11 +287,21 @@ def host_config(spec: dict, auto_remove: bool, cdir: os.PathLike) -> dict[str, A
         "Ulimits": ulimits(spec),
         "MaskedPaths": masked,
         "ReadonlyPaths": readonly,
+        **resources_host_config(field(spec, "linux", "resources", kind=dict)),
+        **_lifecycle_host_config(settings),
     }
 
 
-def config(store, record, spec: dict, labels: dict[str, str] | None = None
-           ) -> dict[str, Any]:
+def _lifecycle_host_config(settings) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    return {"RestartPolicy": {"Name": settings.restart,
+                              "MaximumRetryCount": settings.max_retries},
+            "LogConfig": {"Type": "json-file", "Config": {}}}
+
+
+def config(store, record, spec: dict, labels: dict[str, str] | None = None,
+           settings=None) -> dict[str, Any]:
     """Docker's Config: the process of config.json, what the image adds (volumes, stop
     signal) while it is still in the store; the labels the container was made with
     (the image's, for a container made before labels were recorded)."""
@@ -306,6 +335,15 @@ def config(store, record, spec: dict, labels: dict[str, str] | None = None
     }
     if isinstance(image.get("StopSignal"), str):
         result["StopSignal"] = image["StopSignal"]
+    if settings is not None:
+        result.update({"OpenStdin": settings.open_stdin, "StdinOnce": settings.stdin_once,
+                       "AttachStdin": settings.stdin_once})
+        if settings.stop_signal != "SIGTERM" or "StopSignal" in result:
+            result["StopSignal"] = settings.stop_signal
+        if settings.stop_timeout is not None:
+            result["StopTimeout"] = settings.stop_timeout
+        if settings.healthcheck is not None:
+            result["Healthcheck"] = settings.healthcheck.to_docker()
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from typing import NamedTuple
 from pathlib import Path
 
@@ -104,17 +105,39 @@ def container_create(store, image_id: str, image_name: str, command: str,
                              time.time(), "created", auto_remove)
     tmp = store.temp_path("new-container")  # one owner per command (store/temp.py)
     tmp.mkdir(mode=0o700)
+    # its op lock is ours before the directory is in place, and until we release it
+    # (container_release): no `rm` or `prune` can take a container being set up
+    _HELD[cid] = _lock_file(tmp / OP_LOCK)
     try:
         record = _insert(store, record, name is None, labels or {})
         os.rename(tmp, container_dir(store, cid))
     except BaseException:
         from rootless.kernel.remove import rmtree_owned
 
+        container_release(cid)
         with store.db:
             store.db.execute("DELETE FROM containers WHERE id=?", (cid,))
         rmtree_owned(tmp)
         raise
     return record
+
+
+_HELD: dict[str, int] = {}  # container id -> its op lock, held by this process
+
+
+def container_release(container_id: str) -> None:
+    """Give up the op lock container_create took."""
+    fd = _HELD.pop(container_id, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _lock_file(path) -> int:
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def _insert(store, record: ContainerRecord, generated_name: bool,
@@ -183,6 +206,9 @@ def container_remove(store, container_id: str, volumes: bool = False) -> None:
     with store.db:
         store.db.execute("DELETE FROM containers WHERE id=?", (container_id,))
     _remove_dir(store, container_dir(store, container_id))
+    from rootless.engine.cgroups import cgroup_cleanup
+
+    cgroup_cleanup(container_id)  # what a monitor killed with SIGKILL left behind
     if store.db.execute("SELECT 1 FROM container_volumes WHERE container_id=? LIMIT 1",
                         (container_id,)).fetchone():
         from rootless.engine.volumes import volumes_detach
@@ -339,24 +365,34 @@ def image_shown(store, record: ContainerRecord) -> str:
     return record.image_id[7:19]
 
 
-def containers_remove(store, refs: list[str], force: bool,
-                      volumes: bool = False) -> list[str]:
-    """`rm`: refuse a running container unless forced (which kills it first)."""
-    import signal
+def container_record_auto_remove(store, container_id: str) -> bool:
+    row = store.db.execute("SELECT auto_remove FROM containers WHERE id=?",
+                           (container_id,)).fetchone()
+    return bool(row and row[0])
 
-    store.clean_temp(remove=remove_tree)  # what killed commands left, subordinate ids too
-    removed = []
-    for ref in refs:
-        record = container_lookup(store, ref)
-        row = next(r for r in container_list(store) if r.record.id == record.id)
-        if row.running:
-            if not force:
-                raise RootlessError(f"cannot remove running container {ref} "
-                                    "(stop it first, or use rm -f)")
-            os.kill(row.pid, signal.SIGKILL)
-        container_remove(store, record.id, volumes)
-        removed.append(ref)
-    return removed
+
+OP_LOCK = "lock"
+
+
+@contextmanager
+def container_op_lock(store, container_id: str):
+    """flock on the container's own lock file, for start, stop, restart, rm and the
+    monitor's restart decision: one at a time per container. Whoever holds it re-reads
+    the row (a second `rm` finds it gone: "no such container"). The file goes with the
+    directory; a row whose directory never got into place (its command was killed
+    between the two) has nothing to guard but the row, and goes unlocked."""
+    if container_id in _HELD:  # ours since we created it
+        yield
+        return
+    try:
+        fd = _lock_file(container_dir(store, container_id) / OP_LOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def human_duration(seconds: float) -> str:

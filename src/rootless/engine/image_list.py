@@ -241,9 +241,9 @@ def _reference_match(patterns: list[str], ref) -> bool:
 def image_predicate(store, spec: dict[str, list[str]]):
     """(image row, config) -> bool for the filters on the image itself: before, since,
     label, label!, until."""
-    from rootless.engine.images import image_lookup
-
     def created_of(name: str) -> float:
+        from rootless.engine.images import image_lookup  # only for before= and since=
+
         row = md.image_get(store, image_lookup(store, name))
         return row.created or row.added
 

@@ -68,10 +68,56 @@ def system_info(store) -> dict:
         "rootfs_reason": strategy.reason,
         "fuse": fuse_status(),
         "cgroup_version": cgroup_version(),
+        "cgroups": cgroup_status(),
         "network_helpers": helpers,
         "seccomp": seccomp_status(),
         "store": str(store.root),
     }
+
+
+def cgroup_status() -> dict:
+    """Whether containers get a cgroup of their own, which controllers it may have (so
+    which resource flags hold), and where or why not (engine/cgroups.py)."""
+    from rootless.engine.cgroups import cgroup_place, cgroup_support, swap_accounting
+
+    support = cgroup_support()
+    place = cgroup_place() if support.usable else None
+    swap = bool(place and place.parent and "memory" in support.controllers
+                and swap_accounting(place.parent))
+    return {"usable": "yes" if support.usable else "no",
+            "controllers": " ".join(support.controllers) or "none",
+            "swap_limit": "yes" if swap else "no",
+            "reason": support.reason}
+
+
+# docker info's support flags (moby api/types/system.Info) and the controller each needs
+CGROUP_FEATURES = (("MemoryLimit", "memory", "WARNING: No memory limit support"),
+                   ("SwapLimit", "memory", "WARNING: No swap limit support"),
+                   ("CpuCfsPeriod", "cpu", "WARNING: No cpu cfs period support"),
+                   ("CpuCfsQuota", "cpu", "WARNING: No cpu cfs quota support"),
+                   ("CPUShares", "cpu", "WARNING: No cpu shares support"),
+                   ("CPUSet", "cpuset", "WARNING: No cpuset support"),
+                   ("PidsLimit", "pids", "WARNING: No pids limit support"))
+
+
+def cgroup_fields(cgroups: dict) -> dict:
+    """docker info's CgroupDriver, support flags and Warnings, from cgroup_status():
+    moby's daemon/info_unix.go, where a rootless daemon without cgroups says so in one
+    warning and one with them warns for each missing controller."""
+    usable = cgroups["usable"] == "yes"
+    controllers = set(cgroups["controllers"].split())
+    fields: dict = {"CgroupDriver": "cgroupfs" if usable else "none"}
+    warnings = []
+    for name, controller, warning in CGROUP_FEATURES:
+        fields[name] = usable and controller in controllers and (
+            name != "SwapLimit" or cgroups["swap_limit"] == "yes")
+        if usable and not fields[name]:
+            warnings.append(warning)
+    if not usable:
+        warnings.append(f"WARNING: Running in rootless-mode without cgroups: "
+                        f"{cgroups['reason']}")
+    fields["Warnings"] = warnings
+    return fields
 
 
 def seccomp_status() -> dict:
@@ -128,7 +174,6 @@ def docker_info(store, info: dict) -> dict:
         "Driver": STORAGE_DRIVERS.get(info["rootfs"], info["rootfs"]),
         "DriverStatus": [["Strategy reason", info["rootfs_reason"]]],
         "LoggingDriver": "json-file",
-        # no cgroup is created or joined yet: docker's rootless mode says "none" then
         "CgroupDriver": "none",
         "CgroupVersion": {"v2": "2", "v1": "1", "hybrid (v1 + v2)": "1"}.get(
             info["cgroup_version"], ""),
@@ -139,6 +184,7 @@ def docker_info(store, info: dict) -> dict:
         "Name": platform.node(), "ServerVersion": __version__, "Debug": False,
         "DefaultRuntime": "rootless", "Runtimes": {"rootless": {"path": "rootless-oci"}},
         "SecurityOptions": security_options(info), "Warnings": [],
+        **cgroup_fields(info["cgroups"]),
     }
 
 

@@ -47,6 +47,21 @@ class RunOptions(NamedTuple):
     cidfile: str | None = None
     pull: str = "missing"  # docker's --pull: missing | always | never
     debug: bool = False
+    detach: bool = False  # -d: print the id, leave it to its monitor
+    restart: str = "no"  # --restart no|always|on-failure[:N]|unless-stopped
+    stop_signal: str | None = None  # --stop-signal (else the image's STOPSIGNAL)
+    stop_timeout: int | None = None
+    health: tuple = ()  # (cmd, interval, timeout, start_period, retries), or ()
+    no_healthcheck: bool = False
+    sig_proxy: bool = True
+    detach_keys: str | None = None
+    # docker's resource flags as given (None: absent); engine/resources.py reads them
+    memory: str | None = None  # -m, --memory
+    memory_swap: str | None = None
+    cpus: str | None = None
+    cpu_shares: str | None = None  # -c, --cpu-shares
+    pids_limit: str | None = None
+    cpuset_cpus: str | None = None
 
 
 # pull(store, name, missing): fetch `name` into the store and report it; missing is True
@@ -55,10 +70,55 @@ Puller = Callable[[object, str, bool], None]
 
 
 def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
-    """Create and run a container in the foreground; return its exit code."""
+    """docker run: create, then start; in the foreground attached until the container
+    exits (its exit code), with -d printing its id."""
+    record = container_create_from(store, opts, pull)
+    wants = None if opts.detach else {"stdin": opts.interactive, "stdout": True,
+                                      "stderr": True}
+    launched = _launch(store, record.id, opts, wants)
+    if opts.detach:
+        print(record.id, flush=True)
+        return 0
+    from rootless.engine.attach_client import DEFAULT_DETACH_KEYS, DETACHED, attach_session
+
+    # closed while the monitor holds its own: the last connection to close checkpoints
+    # the WAL (fsync), which must not be ours, waited for by the user
+    store.db.close()
+    code = attach_session(launched.client, opts.interactive, opts.tty, opts.sig_proxy,
+                          opts.detach_keys if opts.detach_keys is not None
+                          else DEFAULT_DETACH_KEYS, launcher=True)
+    return 0 if code is DETACHED else code
+
+
+def _launch(store, container_id: str, opts: RunOptions, wants: dict | None):
+    """Start the container we created (its op lock is still ours); a failed start of a
+    --rm container leaves no record, whoever of us and its monitor removes it."""
+    from rootless.engine.containers import container_release
+    from rootless.engine.monitor import launch
+
+    winsize = None
+    if opts.tty and wants is not None:
+        from rootless.runtime.attach import winsize_of
+
+        winsize = winsize_of(0)
+    try:
+        return launch(store, container_id, wants, winsize)
+    except RootlessError:
+        container_release(container_id)
+        if opts.remove:
+            from rootless.engine.lifecycle import remove_after_exit
+
+            remove_after_exit(store, container_id)
+        raise
+    finally:
+        container_release(container_id)
+
+
+def container_create_from(store, opts: RunOptions, pull: Puller | None = None):
+    """docker create: the record, its directory, config.json and settings.json."""
     from contextlib import nullcontext
 
-    from rootless.engine.containers import container_create, labels_merge
+    from rootless.engine.containers import container_create, container_remove, labels_merge
 
     validate(opts)
     pull = pull or _pull_silently
@@ -82,6 +142,7 @@ def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
                     image_config = image.config.get("config") or {}
                     args = command_line(image_config, opts)
                     labels = labels_merge(image_config, labels)
+                    settings = container_settings(image_config, opts)
                     record = container_create(store, image.id, opts.image,
                                               shlex.join(args), opts.name, opts.remove,
                                               labels)
@@ -93,10 +154,51 @@ def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
     try:
         spec = make_spec(store, record, image, image_config, args, opts, seccomp_profile,
                          labels)
-        code = _run_spec(store, record.id, spec, opts)
-    finally:
-        _finish(store, record, opts)
-    return code
+        if opts.debug:  # the plan the monitor will run, on our stderr
+            from rootless.runtime.run import plan_spec
+
+            plan_spec(spec, debug=True)
+        from rootless.engine.container_settings import settings_write
+        from rootless.engine.containers import container_dir
+
+        settings_write(container_dir(store, record.id), settings)
+    except BaseException:
+        from rootless.engine.containers import container_release
+
+        container_remove(store, record.id)
+        container_release(record.id)
+        raise
+    if spec["linux"].get("resources"):  # docker's CLI prints the create's warnings
+        from rootless.engine.cgroups import cgroup_check
+
+        warning = cgroup_check(spec["linux"]["resources"])
+        if warning:
+            import sys
+
+            print(warning, file=sys.stderr, flush=True)
+    return record
+
+
+def container_settings(image_config: dict, opts: RunOptions):
+    """What acts after creation: restart policy, stop signal, healthcheck, stdio."""
+    from rootless.engine.container_settings import Settings, parse_restart
+
+    restart, retries = parse_restart(opts.restart)
+    stop_signal = opts.stop_signal or image_config.get("StopSignal") or "SIGTERM"
+    return Settings(restart=restart, max_retries=retries,
+                    stop_signal=str(stop_signal), stop_timeout=opts.stop_timeout,
+                    healthcheck=_healthcheck(image_config, opts), tty=opts.tty,
+                    open_stdin=opts.interactive,
+                    stdin_once=opts.interactive and not opts.detach, debug=opts.debug)
+
+
+def _healthcheck(image_config: dict, opts: RunOptions):
+    """The image's HEALTHCHECK, overridden field by field by --health-*, as docker."""
+    from rootless.engine.health import healthcheck_merge
+
+    if opts.no_healthcheck:
+        return None
+    return healthcheck_merge(image_config.get("Healthcheck"), opts.health)
 
 
 def _image_local(store, opts: RunOptions, pulled: bool):
@@ -119,34 +221,9 @@ def _pull_silently(store, name: str, missing: bool) -> None:
     image_pull(store, name)
 
 
-def _run_spec(store, container_id: str, spec: dict, opts: RunOptions) -> int:
-    from rootless.engine.containers import container_set_state
-    from rootless.runtime.attach import winsize_of
-    from rootless.runtime.process import StdioOptions
-    from rootless.runtime.run import run_foreground
-
-    stdio = StdioOptions(stdin=opts.interactive, terminal=opts.tty,
-                         winsize=winsize_of(0) if opts.tty else None)
-    container_set_state(store, container_id, "running", pid=os.getpid())
-    code = None
-    try:
-        code = run_foreground(spec, stdio, debug=opts.debug)
-        return code
-    except RootlessError as e:
-        code = e.exit_code
-        raise
-    finally:
-        container_set_state(store, container_id, "exited", exit_code=code)
-
-
-def _finish(store, record, opts: RunOptions) -> None:
-    from rootless.engine.containers import container_remove
-
-    if opts.remove:  # docker's --rm takes the container's anonymous volumes too
-        container_remove(store, record.id, volumes=True)
-
-
 def validate(opts: RunOptions) -> None:
+    if opts.restart != "no" or opts.stop_signal or opts.health or opts.detach_keys:
+        _validate_lifecycle(opts)
     if opts.name is not None:
         from rootless.engine.containers import name_check
 
@@ -157,7 +234,7 @@ def validate(opts: RunOptions) -> None:
     if opts.network not in NETWORKS:
         raise UsageError(f"unsupported network mode: {opts.network} "
                          f"(supported: {', '.join(NETWORKS)})")
-    if opts.tty and opts.interactive and not os.isatty(0):
+    if opts.tty and opts.interactive and not opts.detach and not os.isatty(0):
         raise UsageError("the input device is not a TTY (drop -t, or run from a terminal)")
     if opts.workdir is not None and not opts.workdir.startswith("/"):
         raise UsageError(f"the working directory '{opts.workdir}' is invalid, it needs to "
@@ -168,7 +245,40 @@ def validate(opts: RunOptions) -> None:
         parse_all(opts.volumes, opts.mounts, opts.tmpfs)
     for ulimit in opts.ulimits:
         parse_ulimit(ulimit)
+    run_resources(opts)
     check_user_options(opts)
+
+
+def run_resources(opts: RunOptions) -> dict | None:
+    """The OCI linux.resources of the resource flags; None without any (UsageError
+    for a value docker refuses)."""
+    values = (opts.memory, opts.memory_swap, opts.cpus, opts.cpu_shares, opts.pids_limit,
+              opts.cpuset_cpus)
+    if all(v is None for v in values):
+        return None
+    from rootless.engine.resources import resources_parse, resources_to_oci
+
+    return resources_to_oci(resources_parse(*values)) or None
+
+
+def _validate_lifecycle(opts: RunOptions) -> None:
+    from rootless.engine.container_settings import parse_restart
+
+    restart, _ = parse_restart(opts.restart)
+    if restart != "no" and opts.remove:
+        raise UsageError("conflicting options: cannot specify both --restart and --rm")
+    if opts.stop_signal:
+        from rootless.engine.signals import parse_signal
+
+        parse_signal(opts.stop_signal)
+    if opts.health:
+        from rootless.engine.health import healthcheck_merge
+
+        healthcheck_merge(None, opts.health)
+    if opts.detach_keys:
+        from rootless.engine.attach_client import parse_detach_keys
+
+        parse_detach_keys(opts.detach_keys)
 
 
 def command_line(image_config: dict, opts: RunOptions) -> list[str]:
@@ -228,7 +338,8 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
         hostname=hostname, network=opts.network, binds=binds, mounts=tuple(mounts),
         init=opts.init,
         id_maps=maps_to_spec(maps), keep_groups=KEEP_GROUPS in opts.group_add,
-        security=security_config(opts, seccomp_profile, capabilities)))
+        security=security_config(opts, seccomp_profile, capabilities),
+        resources=run_resources(opts)))
     from rootless.engine.containers import labels_annotations
 
     spec["annotations"] = {**labels_annotations(labels or {}), **spec["annotations"]}

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
+                                          PRIVILEGED_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION,
+                                          SECCOMP_ANNOTATION, SECURITY_OPT_ANNOTATION)
 from rootless.runtime.caps import DOCKER_DEFAULT
-from rootless.runtime.plan import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
-                                   ROOTFS_OVERLAY_ANNOTATION)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-PRIVILEGED_ANNOTATION = "run.rootless.privileged"  # "true" | "false"
-SECCOMP_ANNOTATION = "run.rootless.seccomp"  # builtin | unconfined | a profile's path
-SECURITY_OPT_ANNOTATION = "run.rootless.security-opt"  # JSON list, as docker's SecurityOpt
 
 # moby's oci/defaults.go
 MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore",
@@ -80,6 +77,7 @@ class SpecOptions(NamedTuple):
     id_maps: dict | None = None  # uidMappings/gidMappings
     keep_groups: bool = False  # --group-add keep-groups: no setgroups(2), denied in it
     security: SecurityConfig = SecurityConfig()
+    resources: dict | None = None  # OCI linux.resources (engine/resources.py)
 
 
 def build_spec(opts: SpecOptions) -> dict:
@@ -98,6 +96,8 @@ def build_spec(opts: SpecOptions) -> dict:
         annotations[KEEP_GROUPS_ANNOTATION] = "1"
     annotations.update(security_annotations(opts.security))
     linux = {}
+    if opts.resources:
+        linux["resources"] = opts.resources
     if opts.security.seccomp is not None:
         linux["seccomp"] = opts.security.seccomp
     return {

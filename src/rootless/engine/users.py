@@ -71,14 +71,22 @@ def parse_user(spec: str) -> tuple[int | str, int | str | None]:
     return user, (name_or_id(group_part, "group") if sep else None)
 
 
-def resolve_user(layer_dirs: list[Path], spec: str,
-                 group_add: tuple[str, ...] = ()) -> ContainerUser:
+def resolve_user(layer_dirs: list[Path], spec: str, group_add: tuple[str, ...] = (),
+                 root_fd: int | None = None) -> ContainerUser:
     """Docker's rules: `name`, `uid`, `name:group`, `uid:gid`; numbers need no entry;
-    the user's groups in /etc/group, then each of `group_add`, are supplementary."""
+    the user's groups in /etc/group, then each of `group_add`, are supplementary. The
+    files are the image's (its layers merged), or with `root_fd` those of a mounted
+    root (a running container's, for exec)."""
     user, group = parse_user(spec)
     added = [name_or_id(g, "group") for g in group_add]
-    passwd = _entries(read_image_file(layer_dirs, "/etc/passwd"), 4)
-    groups = _entries(read_image_file(layer_dirs, "/etc/group"), 3)
+
+    def read(path: str) -> str | None:
+        if root_fd is not None:
+            return read_root_file(root_fd, path)
+        return read_image_file(layer_dirs, path)
+
+    passwd = _entries(read("/etc/passwd"), 4)
+    groups = _entries(read("/etc/group"), 3)
     uid, gid, home, name = _passwd_user(passwd, user)
     if group is not None:
         gid = _group_id(groups, group)
@@ -152,6 +160,25 @@ def read_image_file(layer_dirs: list[Path], path: str) -> str | None:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def read_root_file(root_fd: int, path: str) -> str | None:
+    """read_image_file of a mounted root (a descriptor of its "/"), resolved in it by
+    the one resolver: a symlink in it never leads out, whatever the container made."""
+    from rootless.kernel.paths import open_in_root
+
+    try:
+        try:
+            fd = open_in_root(root_fd, path.lstrip("/"), os.O_PATH)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            return _read_regular(fd, path)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise UserLookupError(f"cannot read the container's {path}: "
+                              f"{(e.strerror or str(e)).lower()}") from e
 
 
 def _read_regular(fd: int, path: str) -> str:

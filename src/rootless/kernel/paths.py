@@ -256,14 +256,8 @@ def read_regular(fd: int, limit: int) -> bytes:
         raise OSError(errno.EINVAL, "not a regular file")
     if st.st_size > limit:
         raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
-    # openat(2) cannot open a descriptor itself; its /proc/self/fd link reopens the
-    # inode the descriptor holds, never a path that could be swapped meanwhile
-    rfd = os.open(f"/proc/self/fd/{fd}",
-                  os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    rfd = open_regular(fd)
     try:
-        again = os.fstat(rfd)
-        if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
-            raise OSError(errno.EINVAL, "not a regular file")
         chunks, size = [], 0
         while size <= limit and (chunk := os.read(rfd, min(limit + 1 - size, 1 << 20))):
             chunks.append(chunk)
@@ -273,6 +267,24 @@ def read_regular(fd: int, limit: int) -> bytes:
     if size > limit:  # it grew since the fstat
         raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
     return b"".join(chunks)
+
+
+def open_regular(fd: int) -> int:
+    """A read-only descriptor of the regular file behind `fd` (an O_PATH descriptor
+    will do); anything else is refused with EINVAL before it is opened for reading, as
+    read_regular refuses it. The caller closes it."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+    # openat(2) cannot open a descriptor itself; its /proc/self/fd link reopens the
+    # inode the descriptor holds, never a path that could be swapped meanwhile
+    rfd = os.open(f"/proc/self/fd/{fd}",
+                  os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    again = os.fstat(rfd)
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+        os.close(rfd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return rfd
 
 
 def _mkdir_missing(dirfd: int, name: str, mode: int) -> None:

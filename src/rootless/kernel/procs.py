@@ -84,8 +84,11 @@ class ProcessHandle:
         self.pid = pid
         self.started = started
         self.fd: int | None = None
+        from rootless.kernel.floor import below_floor
+
         try:
-            self.fd = os.pidfd_open(pid)
+            if not below_floor((5, 3)):  # pidfd_open(2) came with Linux 5.3
+                self.fd = os.pidfd_open(pid)
         except (AttributeError, OSError):  # no pidfd (Linux < 5.3), or already reaped
             self.fd = None
         if not alive_as(pid, started):  # checked after the open: the fd is the one

@@ -71,9 +71,11 @@ def winsize_of(fd: int) -> bytes | None:
         return None
 
 
-def pump_terminal(master: int, stdin: bool) -> None:
+def pump_terminal(master: int, stdin: bool, detach_keys: bytes = b"") -> bool:
     """Copy our stdin (with -i) to the pty and the pty to our stdout until the container
-    closes it; our terminal is raw meanwhile, so Ctrl-C travels as a byte to the pty."""
+    closes it; our terminal is raw meanwhile, so Ctrl-C travels as a byte to the pty.
+    True if the user typed `detach_keys` (exec's ctrl-p ctrl-q) on a terminal: the
+    master is then left open for the caller to hand on."""
     import termios  # only -t needs these; `run` without it should not load them
     import tty
     stdin_is_tty = stdin and os.isatty(0)
@@ -88,16 +90,21 @@ def pump_terminal(master: int, stdin: bool) -> None:
             fcntl.ioctl(master, termios.TIOCSWINSZ, size)
 
     signal.signal(signal.SIGWINCH, resize)
+    detached = False
     try:
         if stdin_is_tty:
             tty.setraw(0)
-        _copy_loop(master, stdin)
+        # as moby's stream copier: keys are looked for on a terminal only; piped input
+        # passes byte for byte
+        detached = _copy_loop(master, stdin, detach_keys if stdin_is_tty else b"")
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
         if out_saved is not None:
             termios.tcsetattr(1, termios.TCSADRAIN, out_saved)
-        os.close(master)
+        if not detached:
+            os.close(master)
+    return detached
 
 
 def _output_raw(fd: int) -> list | None:
@@ -112,10 +119,12 @@ def _output_raw(fd: int) -> list | None:
     return saved
 
 
-def _copy_loop(master: int, stdin: bool) -> None:
+def _copy_loop(master: int, stdin: bool, detach_keys: bytes = b"") -> bool:
+    """True when the detach keys were typed, False when the container is done."""
     import select
 
     inputs = [0, master] if stdin else [master]
+    matched = 0  # how many of the detach keys in a row we hold back
     while True:
         try:
             ready, _, _ = select.select(inputs, [], [])
@@ -126,17 +135,39 @@ def _copy_loop(master: int, stdin: bool) -> None:
                 data = os.read(master, 65536)
             except OSError as e:
                 if e.errno == errno.EIO:  # every slave end closed: the container is done
-                    return
+                    return False
                 raise
             if not data:
-                return
+                return False
             _write_all(1, data)
         if 0 in ready:
             data = os.read(0, 65536)
             if not data:
                 inputs.remove(0)  # stdin ended; keep showing output
                 continue
+            if detach_keys:
+                data, matched = scan_detach_keys(data, detach_keys, matched)
+                if data is None:
+                    return True
             _write_all(master, data)
+
+
+def scan_detach_keys(data: bytes, keys: bytes, matched: int) -> tuple[bytes | None, int]:
+    """(what to pass on, how many keys are now held back) for a chunk of input, where
+    `matched` keys were held back before it; (None, 0) once the whole sequence came. A
+    broken sequence is passed on as typed."""
+    out = bytearray()
+    for byte in data:
+        if byte == keys[matched]:
+            matched += 1
+            if matched == len(keys):
+                return None, 0
+            continue
+        out += keys[:matched]
+        matched = 1 if byte == keys[0] else 0
+        if not matched:
+            out.append(byte)
+    return bytes(out), matched
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -41,10 +41,20 @@ def mask(names: list[str] | tuple[str, ...] | None) -> int:
     return bits
 
 
+_last_cap: int | None = None
+
+
 def last_cap() -> int:
-    """The highest capability this kernel knows (capabilities(7))."""
-    try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
-        return len(CAPABILITIES) - 1
+    """The highest capability this kernel knows (capabilities(7)), read once per
+    process: exec's last stage runs after it has joined a container's mount namespace,
+    where /proc is the container's, and a privileged one may have put a FIFO (a hang)
+    or a smaller number (capabilities left in the bounding set) in its place; the
+    runtime reads it on the host first (runtime/process.start_joined)."""
+    global _last_cap
+    if _last_cap is None:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _last_cap = int(f.read())
+        except (OSError, ValueError):
+            _last_cap = len(CAPABILITIES) - 1
+    return _last_cap

@@ -243,7 +243,10 @@ class Executor:
     def do_Chdir(self, step: p.Chdir) -> None:
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = mountpoint(self.sys, root, step.path, True)
+            if step.create:
+                fd = mountpoint(self.sys, root, step.path, True)
+            else:
+                fd = open_in_rootfs(self.sys, root, step.path, os.O_PATH | os.O_DIRECTORY)
             try:
                 os.fchdir(fd)
             finally:
@@ -252,7 +255,8 @@ class Executor:
             if e.errno in (errno.ELOOP, errno.EXDEV):
                 raise RuntimeSetupError(f"working directory {step.path} is outside the "
                                         "container (a /proc magic link)") from e
-            raise RuntimeSetupError(f"working directory {step.path}: {e.strerror.lower()}")
+            raise RuntimeSetupError(f"working directory {step.path}: "
+                                    f"{os.strerror(e.errno).lower()}") from e
         finally:
             os.close(root)
         # runc CVE-2024-21626: a cwd reached through a leaked fd lies outside the root;
@@ -310,6 +314,20 @@ class Executor:
     def do_Exec(self, step: p.Exec) -> None:
         raise AssertionError("Exec is run by runtime.process, not the executor")
 
+    # --- joining a running container (exec; runtime/join.py) ---------------------------
+    # Imported here, not above: `run` never joins, and these steps run on the host, in
+    # exec's intermediate process, before its mount namespace changes.
+
+    def do_JoinCgroup(self, step: p.JoinCgroup) -> None:
+        from rootless.runtime.join import join_cgroup
+
+        join_cgroup(step.pid, step.start_time)
+
+    def do_JoinNamespaces(self, step: p.JoinNamespaces) -> None:
+        from rootless.runtime.join import join_namespaces
+
+        join_namespaces(self.sys, step.pid, step.start_time, step.namespaces)
+
 
 
 # Each step type and the method that runs it: a step without one fails at import, not
@@ -337,6 +355,8 @@ HANDLERS = {
     p.NoNewPrivileges: Executor.do_NoNewPrivileges,
     p.LoadSeccomp: Executor.do_LoadSeccomp,
     p.Exec: Executor.do_Exec,
+    p.JoinCgroup: Executor.do_JoinCgroup,
+    p.JoinNamespaces: Executor.do_JoinNamespaces,
 }
 
 def describe(step: object) -> str:
@@ -352,6 +372,9 @@ def describe(step: object) -> str:
         return f"bind device {step.path}"
     if isinstance(step, p.LoadSeccomp):
         return "load seccomp filter"
+    if isinstance(step, (p.JoinNamespaces, p.JoinCgroup)):
+        what = "namespaces" if isinstance(step, p.JoinNamespaces) else "cgroup"
+        return f"join the {what} of the container's init (pid {step.pid})"
     for attr in ("path", "dest", "name"):
         if hasattr(step, attr):
             return f"{name} {getattr(step, attr)}"

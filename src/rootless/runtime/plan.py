@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 from rootless.kernel import constants as k
 from rootless.runtime import caps
+from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
+                                          ROOTFS_OVERLAY_ANNOTATION)
 
 
 class MakeMountsPrivate(NamedTuple):
@@ -100,6 +102,9 @@ class SetRlimit(NamedTuple):
 
 class Chdir(NamedTuple):
     path: str
+    # run makes a missing working directory, as docker does; exec only enters one (runc
+    # chdirs to an exec's cwd and fails if it is missing)
+    create: bool = True
 
 
 class DropBoundingCapabilities(NamedTuple):
@@ -142,6 +147,25 @@ class LoadSeccomp(NamedTuple):
                 f"digest={self.digest[:12]})")
 
 
+class JoinCgroup(NamedTuple):
+    """Move this process into the cgroup of a running container's init (best effort:
+    a cgroup v2 one the user may write; else the process stays where it is)."""
+
+    pid: int
+    start_time: int
+
+
+class JoinNamespaces(NamedTuple):
+    """Enter the namespaces of a running container's init, named by pid and start time
+    (kernel/procs.py), so a reused pid never leads into someone else's. Run before the
+    fork that makes the exec'd process: setns(2) with CLONE_NEWPID moves only the
+    caller's children into the pid namespace."""
+
+    pid: int
+    start_time: int
+    namespaces: int  # CLONE_NEW* flags, CLONE_NEWUSER among them
+
+
 class Exec(NamedTuple):
     args: tuple[str, ...]
     env: tuple[str, ...]
@@ -168,14 +192,6 @@ NAMESPACE_FLAGS = {
     "uts": k.CLONE_NEWUTS,
     "cgroup": k.CLONE_NEWCGROUP,
 }
-
-ROOTFS_OVERLAY_ANNOTATION = "run.rootless.rootfs.overlay"
-INIT_ANNOTATION = "run.rootless.init"  # "true": pid 1 is our init, as docker's --init
-# "1": the process keeps the supplementary groups it was started with, and setgroups(2)
-# is denied in its user namespace (crun's annotation, set by podman's --group-add
-# keep-groups)
-KEEP_GROUPS_ANNOTATION = "run.oci.keep_original_groups"
-
 
 def namespace_flags(spec: dict) -> int:
     flags = 0
@@ -208,6 +224,27 @@ def build_plan(spec: dict, single_id: bool) -> Plan:
     if linux.get("seccomp"):
         place_seccomp(steps, seccomp_step(linux["seccomp"]))
     return Plan(namespaces=flags, steps=tuple(steps))
+
+
+def build_exec_plan(spec: dict, process: dict, single_id: bool, init_pid: int,
+                    init_start: int) -> Plan:
+    """A process joining the running container `spec` describes (exec): the namespaces
+    of its init entered instead of made, and no mounts, masks or pivot, since the joined
+    mount namespace already has them and its root is the container's (setns(2): joining
+    a mount namespace moves the caller's root and cwd there); then `process` (an OCI
+    process, as runc's `exec --process`) gets the same steps and seccomp filter as
+    run's own."""
+    flags = k.CLONE_NEWUSER
+    for ns in spec.get("linux", {}).get("namespaces", []):
+        flags |= NAMESPACE_FLAGS.get(ns.get("type"), 0)  # a path's too: init joined it
+    steps: list[object] = [JoinCgroup(init_pid, init_start),
+                           JoinNamespaces(init_pid, init_start, flags)]
+    for step in process_steps(process, single_id, False, keeps_groups(spec)):
+        steps.append(step._replace(create=False) if isinstance(step, Chdir) else step)
+    seccomp = spec.get("linux", {}).get("seccomp")
+    if seccomp:
+        place_seccomp(steps, seccomp_step(seccomp))
+    return Plan(namespaces=0, steps=tuple(steps))
 
 
 def seccomp_step(section: dict) -> LoadSeccomp:

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+import select  # G uses it after pivot_root, when only sys.modules can provide it
 import signal
 import struct
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
                              CannotInvokeError, CommandNotFoundError, RootlessError,
@@ -32,9 +33,10 @@ from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
 from rootless.kernel import constants as k
 from rootless.kernel.idmap import IdMaps, write_maps
 from rootless.kernel.syscalls import RealSyscalls, Syscalls
+from rootless.runtime.caps import last_cap
 from rootless.runtime.executor import Executor
 from rootless.runtime.helper import sealed_copy
-from rootless.runtime.plan import Exec, Plan
+from rootless.runtime.plan import Exec, JoinCgroup, JoinNamespaces, Plan
 from rootless.runtime.start_process import Streams, exec_command
 
 
@@ -42,12 +44,17 @@ class StdioOptions(NamedTuple):
     stdin: bool = False  # -i: the container reads our stdin (through a pipe); else /dev/null
     terminal: bool = False  # -t: a pty whose master is sent back to P
     winsize: bytes | None = None  # struct winsize of our terminal, applied before exec
+    # exec -d: no pipes to us; stdin, stdout and stderr are the container's /dev/null
+    detached: bool = False
 
 
 class Started(NamedTuple):
     pid: int  # the container's init, a child of this process
     console_fd: int | None = None
     streams: Streams | None = None  # without -t: our ends of its stdin/stdout/stderr
+    # held open for the container's life: its init sees our death as a hang-up here, and
+    # the kernel kills it (PR_SET_PDEATHSIG) once it has started
+    parent_fd: int | None = None
 
 
 class _Pipes:
@@ -57,10 +64,15 @@ class _Pipes:
         self.go_r, self.go_w = os.pipe()  # P -> C: maps written
         self.report_r, self.report_w = os.pipe()  # C -> P: "U", then G's pid
         self.error_r, self.error_w = os.pipe()  # C/G -> P: a JSON failure, or EOF at exec
+        # P -> G: "C is gone, you are my child now" (see _parent_death_signal); P keeps
+        # the write end for its whole life, so G also sees P's death as a hang-up
+        self.parent_r, self.parent_w = os.pipe2(os.O_CLOEXEC)
         self.console = None
         self.ours: Streams | None = None  # P's ends of the container's stdio pipes
         self.theirs: Streams | None = None  # the container's, dup'ed onto 0, 1, 2
-        if stdio.terminal:
+        if stdio.detached:
+            pass
+        elif stdio.terminal:
             # imported here, before the fork: the container's init uses it after
             # pivot_root, when it can only come from sys.modules
             import socket
@@ -73,7 +85,8 @@ class _Pipes:
             self.theirs = Streams(stdin[0], stdout[1], stderr[1])
 
     def close_parent_ends(self) -> None:
-        for fd in (self.go_r, self.report_w, self.error_w, *_fds(self.theirs)):
+        for fd in (self.go_r, self.report_w, self.error_w, self.parent_r,
+                   *_fds(self.theirs)):
             os.close(fd)
         if self.console:
             self.console[1].close()
@@ -88,8 +101,15 @@ def _fds(streams: Streams | None) -> list[int]:
 
 
 def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
-          sys: Syscalls | None = None) -> Started:
-    """Fork the container and return once its command has been exec'd (or raise)."""
+          sys: Syscalls | None = None,
+          on_created: Callable[[int], None] | None = None) -> Started:
+    """Fork the container and return once its command has been exec'd (or raise).
+
+    `on_created(pid)` is called with the intermediate's pid once its user namespace has
+    its id maps, before it creates the other namespaces and forks the init: the one
+    moment to move the container into a cgroup (engine/cgroups.py), so that everything
+    it forks is born inside and its cgroup namespace is rooted there. If it raises, the
+    container is killed and the error raised."""
     sys = sys or RealSyscalls()
     helper = sealed_copy(sys)
     try:
@@ -103,9 +123,10 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
         os.close(helper)  # C and G have their copies; G execs it, we are done with it
     pipes.close_parent_ends()
     try:
-        started = _parent_handshake(pid, maps, pipes)
+        started = _parent_handshake(pid, maps, pipes, on_created)
     except BaseException:
         pipes.close_streams()
+        os.close(pipes.parent_w)
         raise
     finally:
         for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
@@ -115,19 +136,28 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
     return started._replace(streams=pipes.ours)
 
 
-def _parent_handshake(pid: int, maps: IdMaps, pipes: _Pipes) -> Started:
+def _parent_handshake(pid: int, maps: IdMaps | None, pipes: _Pipes,
+                      on_created: Callable[[int], None] | None = None) -> Started:
     if os.read(pipes.report_r, 1) != b"U":
         os.waitpid(pid, 0)
         _raise_child_error(pipes.error_r)
     try:
-        write_maps(pid, maps)
-    except RootlessError:
+        if maps is not None:  # None: exec, into a user namespace that has them
+            write_maps(pid, maps)
+        if on_created is not None:
+            on_created(pid)
+    except BaseException:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         raise
     os.write(pipes.go_w, b"M")
     raw = os.read(pipes.report_r, 4)
     os.waitpid(pid, 0)  # the intermediate exits at once; G is now our child
+    if pipes.parent_w is not None:  # None: exec's G does not wait for it (start_joined)
+        try:
+            os.write(pipes.parent_w, b"P")
+        except BrokenPipeError:  # G failed before it read this: its report follows
+            pass
     if len(raw) != 4:
         _raise_child_error(pipes.error_r)
     init_pid = struct.unpack("i", raw)[0]
@@ -138,7 +168,7 @@ def _parent_handshake(pid: int, maps: IdMaps, pipes: _Pipes) -> Started:
     if error:
         _, status = os.waitpid(init_pid, 0)
         _raise_from_report(error)
-    return Started(init_pid, console_fd)
+    return Started(init_pid, console_fd, parent_fd=pipes.parent_w)
 
 
 def _receive_console(sock) -> int | None:
@@ -201,7 +231,7 @@ def _report(error_w: int, message: str, code: int) -> None:
 
 def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
                   sys: Syscalls) -> None:
-    for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
+    for fd in (pipes.go_w, pipes.report_r, pipes.error_r, pipes.parent_w):
         os.close(fd)
     try:
         sys.unshare(k.CLONE_NEWUSER)
@@ -234,8 +264,31 @@ def _init_main(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
     *setup, last = plan.steps
     assert isinstance(last, Exec)
     Executor(sys).run(tuple(setup))
+    _parent_death_signal(pipes.parent_r, sys)
     console = pipes.console[1] if pipes.console else None
     exec_command(last, stdio, pipes.theirs, console, pipes.error_w, helper, sys)
+
+
+def _parent_death_signal(parent_r: int, sys: Syscalls) -> None:
+    """Die with P (the monitor): no container may outlive the process that records it.
+
+    G was forked by C and re-parented to P when C exited; PR_SET_PDEATHSIG set before
+    that would have fired at C's exit, so G waits for P's word that C is gone. The setting
+    is cleared by any change of credentials (prctl(2)), so it comes after the plan's
+    SetUser; and if P died before it was set, its end of the pipe has hung up. A profile
+    that forbids prctl leaves the container to the next command, which finds its init
+    by pid and start time."""
+    if os.read(parent_r, 1) != b"P":
+        os._exit(EXIT_ENGINE)  # P is gone before the container started
+    try:
+        sys.prctl(k.PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+    poller = select.poll()
+    poller.register(parent_r, select.POLLIN)
+    if poller.poll(0):  # POLLHUP: P died between its word and our prctl
+        os._exit(EXIT_ENGINE)
+    os.close(parent_r)
 
 
 def wait_exit_code(pid: int) -> int:
@@ -246,3 +299,88 @@ def wait_exit_code(pid: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+
+
+# --- exec: a process that joins a running container ---------------------------------------
+
+
+def start_joined(plan: Plan, stdio: StdioOptions, sys: Syscalls | None = None) -> Started:
+    """Start a process in a running container (exec); return once its command has been
+    exec'd (or raise). The chain of `start`, but C enters the cgroup and namespaces of
+    the container's init (the plan's Join* steps) instead of making new ones, so there
+    are no id maps to write; G, born in the container's pid namespace, runs the rest of
+    the plan and execs the helper. G is our child (we are a subreaper); unlike a
+    container's init it does not die with us (docker's `exec -d` outlives the CLI)."""
+    sys = sys or RealSyscalls()
+    count = _join_steps(plan)
+    last_cap()  # read here, on the host: G's /proc is the container's (runtime/caps.py)
+    helper = sealed_copy(sys)
+    try:
+        pipes = _Pipes(stdio)
+        sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
+        pid = os.fork()
+        if pid == 0:
+            _child_main(lambda: _joiner(plan, count, stdio, pipes, helper, sys),
+                        pipes.error_w)
+    finally:
+        os.close(helper)
+    pipes.close_parent_ends()
+    os.close(pipes.parent_w)  # an exec'd process does not die with us
+    pipes.parent_w = None
+    try:
+        started = _parent_handshake(pid, None, pipes)
+    except BaseException:
+        pipes.close_streams()
+        raise
+    finally:
+        for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
+            os.close(fd)
+        if pipes.console:
+            pipes.console[0].close()
+    return started._replace(streams=pipes.ours, parent_fd=None)
+
+
+def _joiner(plan: Plan, count: int, stdio: StdioOptions, pipes: _Pipes, helper: int,
+            sys: Syscalls) -> None:
+    """C of an exec: run the plan's `count` Join* steps, tell P, fork G into the
+    container's pid namespace, exit."""
+    for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
+        os.close(fd)
+    # Before the first setns: from then on the container's processes share a user
+    # namespace with this interpreter, and must not ptrace it or open its /proc/PID/exe
+    # or descriptors (runc CVE-2016-9962); G inherits the setting until its execve.
+    sys.prctl(k.PR_SET_DUMPABLE, 0)
+    Executor(sys).run(plan.steps[:count])
+    os.write(pipes.report_w, b"U")
+    if os.read(pipes.go_r, 1) != b"M":
+        os._exit(EXIT_ENGINE)
+    pid = os.fork()
+    if pid == 0:
+        _child_main(lambda: _joined_main(plan.steps[count:], stdio, pipes, helper, sys),
+                    pipes.error_w)
+    os.write(pipes.report_w, struct.pack("i", pid))
+    os._exit(0)
+
+
+def _join_steps(plan: Plan) -> int:
+    """How many of the plan's first steps C runs: the Join* ones (an exec plan)."""
+    count = 0
+    while count < len(plan.steps) and isinstance(plan.steps[count],
+                                                 (JoinCgroup, JoinNamespaces)):
+        count += 1
+    if not any(isinstance(s, JoinNamespaces) for s in plan.steps[:count]):
+        raise RuntimeSetupError("an exec plan starts with JoinNamespaces")
+    return count
+
+
+def _joined_main(steps: tuple, stdio: StdioOptions, pipes: _Pipes, helper: int,
+                 sys: Syscalls) -> None:
+    """G of an exec: in the container's namespaces, with its root as "/" (the host's
+    Python files unreachable: everything used here is imported already)."""
+    os.close(pipes.report_w)
+    os.close(pipes.go_r)
+    *setup, last = steps
+    assert isinstance(last, Exec)
+    Executor(sys).run(tuple(setup))
+    console = pipes.console[1] if pipes.console else None
+    exec_command(last, stdio, pipes.theirs, console, pipes.error_w, helper, sys)

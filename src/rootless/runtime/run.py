@@ -1,17 +1,17 @@
-"""Run an OCI runtime spec in the foreground: plan, start, wait."""
+"""Run an OCI runtime spec: plan it, start it, and (in the foreground) wait for it."""
 
 from __future__ import annotations
 
-from rootless.kernel.idmap import detect_maps, maps_from_spec
+from typing import Callable
+
+from rootless.kernel.idmap import IdMaps, detect_maps, maps_from_spec
 from rootless.kernel.syscalls import Syscalls
-from rootless.runtime.attach import SignalForwarder, wait_foreground
-from rootless.runtime.plan import build_plan, keeps_groups, user_ids
-from rootless.runtime.process import StdioOptions, start
+from rootless.runtime.plan import Plan, build_plan, keeps_groups, user_ids
+from rootless.runtime.process import Started, StdioOptions, start
 
 
-def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
-                   debug: bool = False) -> int:
-    """Start the container described by `spec` and return its exit code."""
+def plan_spec(spec: dict, debug: bool = False) -> tuple[Plan, IdMaps]:
+    """The plan for `spec`, and the id maps its user namespace gets."""
     maps = maps_from_spec(spec.get("linux", {}))
     if maps is None:
         uid, gid, _ = user_ids(spec["process"])
@@ -23,6 +23,24 @@ def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
         import sys as _sys
 
         print(plan.describe(), file=_sys.stderr)
+    return plan, maps
+
+
+def start_spec(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
+               debug: bool = False,
+               on_created: Callable[[int], None] | None = None) -> Started:
+    """Start the container described by `spec`; it is our child once this returns.
+    `on_created`: see runtime.process.start (where a cgroup is joined)."""
+    plan, maps = plan_spec(spec, debug)
+    return start(plan, maps, stdio, sys, on_created)
+
+
+def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
+                   debug: bool = False) -> int:
+    """Start the container described by `spec` and return its exit code."""
+    from rootless.runtime.attach import SignalForwarder, wait_foreground
+
+    plan, maps = plan_spec(spec, debug)
     forwarder = SignalForwarder()
     started = start(plan, maps, stdio, sys)
     forwarder.target(started.pid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import termios
 from typing import NamedTuple
 
@@ -56,17 +57,39 @@ def exec_command(step: Exec, stdio, streams: Streams | None, console, error_w: i
     raise RuntimeSetupError("start the exec helper: execveat returned")
 
 
-def _attach_pipes(streams: Streams) -> None:
-    """The runtime's pipes (stdin: /dev/null without -i) become 0, 1 and 2."""
+def _attach_pipes(streams: Streams | None) -> None:
+    """The runtime's pipes (stdin: /dev/null without -i) become 0, 1 and 2; without
+    pipes (exec -d) all three are /dev/null."""
+    if streams is None:
+        null = _open_null()
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+        os.close(null)
+        return
     stdin = streams.stdin
     if stdin is None:
-        stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        stdin = _open_null()
     # lift every source above 2 first: one of them may itself be 0, 1 or 2 (a runtime
     # started with a standard descriptor closed), which an earlier dup2 would replace
     lifted = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in (stdin, *streams[1:])]
     for target, fd in enumerate(lifted):
         os.dup2(fd, target)
         os.close(fd)
+
+
+NULL_DEVICE = os.makedev(1, 3)  # Documentation/admin-guide/devices.txt
+
+
+def _open_null() -> int:
+    """The container's /dev/null, which a running container (exec) may have replaced:
+    opened without blocking (a FIFO would hang us) and refused unless the null device."""
+    fd = os.open("/dev/null", os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != NULL_DEVICE:
+        os.close(fd)
+        raise RuntimeSetupError("the container's /dev/null is not the null device")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _attach_terminal(console, winsize: bytes | None) -> None:

@@ -64,16 +64,18 @@ class Store:
         root = Path(root) if root else default_root()
         root = root if root.is_absolute() else Path.cwd() / root
         _make_dirs(root)
-        try:
-            # the sqlite3 module's default: DML opens a transaction, `with db:` ends it
-            db = sqlite3.connect(root / "state.db", timeout=30, check_same_thread=False)
-            db.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed process loses nothing
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot open the store database {root / 'state.db'}: {e}") \
-                from None
-        store = cls(root, db)
+        store = cls(root, _connect(root))
         store._ensure_schema()
         return store
+
+    def reconnect(self) -> None:
+        """A new database connection in place of the current one, which is closed. A
+        command closes its connection before it forks a process that will open its own
+        (the container's monitor): SQLite's per-process lock bookkeeping must not be
+        inherited across fork(2), or the two processes' writes and the WAL they share
+        go wrong ("How To Corrupt An SQLite Database File", 2.6)."""
+        self.db.close()
+        self.db = _connect(self.root)
 
     def _ensure_schema(self) -> None:
         try:
@@ -141,6 +143,14 @@ class Store:
             self._temp_owner = TempOwner(self.root)
         return self._temp_owner
 
+    def release_temp(self) -> None:
+        """Give up this command's claim on tmp/ now (its entries there are gone): a
+        long-lived process (a container's monitor) must not leave its owner file
+        behind for the next command to reclaim."""
+        if self._temp_owner is not None:
+            self._temp_owner.release()
+            self._temp_owner = None
+
     def clean_temp(self, own: bool = False, remove=None) -> None:
         """Remove tmp/ entries whose owner is gone; with `own`, this command's too (a
         failed command, whose abandoned threads may still write). `remove` removes
@@ -150,6 +160,17 @@ class Store:
 
         own_token = self._temp_owner.token if own and self._temp_owner else None
         temp_clean(self.root, own_token, remove)
+
+
+def _connect(root: Path) -> sqlite3.Connection:
+    try:
+        # the sqlite3 module's default: DML opens a transaction, `with db:` ends it
+        db = sqlite3.connect(root / "state.db", timeout=30, check_same_thread=False)
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed process loses nothing
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open the store database {root / 'state.db'}: {e}") \
+            from None
+    return db
 
 
 def _make_dirs(root: Path) -> None:
