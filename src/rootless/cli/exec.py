@@ -132,7 +132,7 @@ def exec_main(argv: list[str], root: str | None, debug: bool) -> int:
                                  else values["detach_keys"])
     from rootless.engine.containers import container_lookup
     from rootless.engine.exec import exec_start
-    from rootless.runtime.attach import winsize_of
+    from rootless.runtime.terminal import winsize_of
     from rootless.runtime.process import StdioOptions
     from rootless.store import Store
 

@@ -57,7 +57,7 @@ def _start_attached(ctx: typer.Context, ref: str, interactive: bool,
     from rootless.engine.container_settings import settings_read
     from rootless.engine.containers import container_dir, container_lookup
     from rootless.engine.lifecycle import connect_monitor, container_start
-    from rootless.runtime.attach import winsize_of
+    from rootless.runtime.terminal import winsize_of
 
     store = get_store(ctx)
     record = container_lookup(store, ref)

@@ -27,7 +27,7 @@ def dispatch(argv: list[str]) -> int:
                 from rootless.cli.run import run_main
 
                 args = rest[len(command):]
-                return guarded(lambda: run_main(args, root, debug, verb))
+                return exit_now(guarded(lambda: run_main(args, root, debug, verb)))
         if rest[:1] == ["exec"] or rest[:2] == ["container", "exec"]:  # without typer
             from rootless.cli.exec import exec_main
 

@@ -234,10 +234,13 @@ def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run
 
     pull = None if values["quiet"] else _pull_reported  # None: the engine pulls silently
     store = Store.open(Path(root) if root else None)
-    if command == "create":
-        print(container_create_from(store, opts, pull).id)
-        return 0
-    return container_run(store, opts, pull)
+    try:  # closed here, not by the interpreter's teardown: main.exit_now skips that
+        if command == "create":
+            print(container_create_from(store, opts, pull).id)
+            return 0
+        return container_run(store, opts, pull)
+    finally:
+        store.close()
 
 
 def _stop_timeout(text: str | None) -> int | None:

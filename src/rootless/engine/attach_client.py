@@ -17,7 +17,9 @@ import signal
 
 from rootless.engine import attach_frames as af
 from rootless.errors import UsageError
-from rootless.runtime.attach import _NOT_FORWARDED, _output_raw, _write_all, winsize_of
+from rootless.runtime.terminal import (NOT_FORWARDED as _NOT_FORWARDED,
+                                       output_raw as _output_raw, scan_detach_keys,
+                                       write_all as _write_all, winsize_of)
 
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 DETACHED = object()  # what attach_session returns when the user detached
@@ -106,20 +108,8 @@ class _Session:
 
     def _scan_keys(self, data: bytes):
         """Hold back a prefix of the detach sequence; DETACHED when it is complete."""
-        out = bytearray()
-        for byte in data:
-            if byte == self.keys[self.matched]:
-                self.matched += 1
-                if self.matched == len(self.keys):
-                    return DETACHED
-                continue
-            out += self.keys[:self.matched]
-            self.matched = 0
-            if byte == self.keys[0]:
-                self.matched = 1
-            else:
-                out.append(byte)
-        return bytes(out)
+        out, self.matched = scan_detach_keys(data, self.keys, self.matched)
+        return DETACHED if out is None else out
 
     def _frames(self, data: bytes) -> int | None:
         for kind, payload in self.reader.feed(data):

@@ -135,7 +135,7 @@ class HealthMonitor:
     def _spawn(self) -> None:
         r, w = os.pipe2(os.O_CLOEXEC)
         self.started_at = time.time()
-        self.store.db.close()  # the child opens its own (Store.reconnect)
+        self.store.disconnect()  # each side opens its own when it needs one
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -143,7 +143,6 @@ class HealthMonitor:
                 os.close(r)
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                self.store.reconnect()
                 os.write(w, json.dumps(_run_check(self.store, self.id,
                                                   self.check)).encode())
             except BaseException as e:
@@ -151,7 +150,6 @@ class HealthMonitor:
                 code = 1
             finally:
                 os._exit(code)
-        self.store.reconnect()
         os.close(w)
         self.child, self.result_r = pid, r
 

@@ -42,18 +42,20 @@ class Launched(NamedTuple):
 
 
 def launch(store, container_id: str, attach: dict | None = None,
-           winsize: bytes | None = None) -> Launched:
+           winsize: bytes | None = None, spec: dict | None = None,
+           settings=None) -> Launched:
     """Start the container's monitor and return once the container runs; raise its
     start error (exit code 125, 126 or 127) otherwise. `attach` ({"stdin", "stdout",
     "stderr"}) makes a client that is attached before the container starts, so it misses
-    none of its output."""
+    none of its output. `spec` and `settings`, when the caller has just written them
+    (run), spare the monitor reading them back."""
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     ours, theirs = socket.socketpair() if attach is not None else (None, None)
-    store.db.close()  # no SQLite state may cross the fork (Store.reconnect)
+    store.disconnect()  # no SQLite state may cross the fork (Store.disconnect)
     pid = os.fork()
     if pid == 0:
-        _monitor_process(Path(store.root), container_id, report_w, theirs, attach, winsize)
-    store.reconnect()
+        _monitor_process(Path(store.root), container_id, report_w, theirs, attach, winsize,
+                         spec, settings)
     os.close(report_w)
     if theirs is not None:
         theirs.close()
@@ -92,7 +94,7 @@ def _read_all(fd: int) -> bytes:
 # ---- the monitor process ----
 
 def _monitor_process(root: Path, container_id: str, report_w: int, client, attach,
-                     winsize) -> None:
+                     winsize, spec: dict | None, settings) -> None:
     """Never returns."""
     code = 0
     try:
@@ -104,7 +106,7 @@ def _monitor_process(root: Path, container_id: str, report_w: int, client, attac
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM,
                     signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(sig, signal.SIG_IGN)
-        monitor = Monitor(root, container_id, report_w)
+        monitor = Monitor(root, container_id, report_w, spec, settings)
         if client is not None:
             monitor.first_client = (client, attach)
         monitor.winsize = winsize
@@ -155,7 +157,8 @@ class Monitor:
     is started first, and the store opened, the attach socket bound and the log opened
     while it runs (its output waits in its pipes meanwhile)."""
 
-    def __init__(self, root: Path, container_id: str, report_w: int | None) -> None:
+    def __init__(self, root: Path, container_id: str, report_w: int | None,
+                 spec: dict | None = None, settings=None) -> None:
         from rootless.engine.container_settings import settings_read
 
         self.root = root
@@ -163,7 +166,8 @@ class Monitor:
         self.id = container_id
         self.cdir = root / "containers" / container_id
         self.report_w = report_w
-        self.settings = settings_read(self.cdir)
+        self.spec = spec
+        self.settings = settings if settings is not None else settings_read(self.cdir)
         self.first_client = None
         self.winsize = None
         self.init_pid: int | None = None
@@ -182,7 +186,6 @@ class Monitor:
     # -- the life of the container --
 
     def run(self) -> None:
-        from rootless.engine.container_inspect import spec_read
 
         try:
             dirfd = os.open(self.cdir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW |
@@ -191,7 +194,11 @@ class Monitor:
             raise RootlessError(f"no such container: {self.id}") from None
         self.dirfd = dirfd
         self._lock()
-        spec, _ = spec_read(self.cdir / "config.json")
+        spec = self.spec
+        if spec is None:
+            from rootless.engine.exec import spec_load
+
+            spec = spec_load(self.cdir / "config.json")
         if not spec:
             raise RootlessError(f"container {self.id[:12]} has no readable config.json")
         self.wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)

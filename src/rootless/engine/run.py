@@ -72,25 +72,24 @@ Puller = Callable[[object, str, bool], None]
 def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
     """docker run: create, then start; in the foreground attached until the container
     exits (its exit code), with -d printing its id."""
-    record = container_create_from(store, opts, pull)
+    created = container_create_from(store, opts, pull)
     wants = None if opts.detach else {"stdin": opts.interactive, "stdout": True,
                                       "stderr": True}
-    launched = _launch(store, record.id, opts, wants)
+    # the store stays disconnected from here (monitor.launch): the last connection to
+    # close checkpoints the WAL (fsync), which must not be ours, waited for by the user
+    launched = _launch(store, created, opts, wants)
     if opts.detach:
-        print(record.id, flush=True)
+        print(created.id, flush=True)
         return 0
     from rootless.engine.attach_client import DEFAULT_DETACH_KEYS, DETACHED, attach_session
 
-    # closed while the monitor holds its own: the last connection to close checkpoints
-    # the WAL (fsync), which must not be ours, waited for by the user
-    store.db.close()
     code = attach_session(launched.client, opts.interactive, opts.tty, opts.sig_proxy,
                           opts.detach_keys if opts.detach_keys is not None
                           else DEFAULT_DETACH_KEYS, launcher=True)
     return 0 if code is DETACHED else code
 
 
-def _launch(store, container_id: str, opts: RunOptions, wants: dict | None):
+def _launch(store, created: Created, opts: RunOptions, wants: dict | None):
     """Start the container we created (its op lock is still ours); a failed start of a
     --rm container leaves no record, whoever of us and its monitor removes it."""
     from rootless.engine.containers import container_release
@@ -98,11 +97,12 @@ def _launch(store, container_id: str, opts: RunOptions, wants: dict | None):
 
     winsize = None
     if opts.tty and wants is not None:
-        from rootless.runtime.attach import winsize_of
+        from rootless.runtime.terminal import winsize_of
 
         winsize = winsize_of(0)
+    container_id = created.id
     try:
-        return launch(store, container_id, wants, winsize)
+        return launch(store, container_id, wants, winsize, created.spec, created.settings)
     except RootlessError:
         container_release(container_id)
         if opts.remove:
@@ -176,7 +176,20 @@ def container_create_from(store, opts: RunOptions, pull: Puller | None = None):
             import sys
 
             print(warning, file=sys.stderr, flush=True)
-    return record
+    return Created(record, spec, settings)
+
+
+class Created(NamedTuple):
+    """What container_create_from made: the record, and the spec and settings it wrote
+    (run hands them to the monitor, which need not read them back)."""
+
+    record: object
+    spec: dict
+    settings: object
+
+    @property
+    def id(self) -> str:
+        return self.record.id
 
 
 def container_settings(image_config: dict, opts: RunOptions):
@@ -194,10 +207,10 @@ def container_settings(image_config: dict, opts: RunOptions):
 
 def _healthcheck(image_config: dict, opts: RunOptions):
     """The image's HEALTHCHECK, overridden field by field by --health-*, as docker."""
+    if opts.no_healthcheck or not (opts.health or image_config.get("Healthcheck")):
+        return None
     from rootless.engine.health import healthcheck_merge
 
-    if opts.no_healthcheck:
-        return None
     return healthcheck_merge(image_config.get("Healthcheck"), opts.health)
 
 
@@ -476,6 +489,9 @@ def parse_ulimit(spec: str) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
+    """Compact, as runc writes config.json: `indent` would make json fall back from its
+    C encoder to the Python one, half of `create`'s time for a spec with the seccomp
+    profile in it."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    tmp.write_text(json.dumps(data, separators=(",", ":")))
     os.replace(tmp, path)

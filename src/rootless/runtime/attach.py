@@ -15,13 +15,9 @@ import signal
 
 from rootless.runtime.process import Started, wait_exit_code
 from rootless.runtime.start_process import Streams
-
-# What `docker run --sig-proxy` forwards: everything a user may send, minus what the
-# kernel or the terminal handle (SIGCHLD, SIGKILL, SIGSTOP, job control, SIGWINCH).
-_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGTSTP,
-                  signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGURG,
-                  signal.SIGPIPE, signal.SIGCONT}
-
+from rootless.runtime.terminal import (NOT_FORWARDED as _NOT_FORWARDED, output_raw as
+                                       _output_raw, scan_detach_keys,
+                                       write_all as _write_all, winsize_of)
 
 class SignalForwarder:
     """Installed before the container is forked, so a signal that arrives while it
@@ -62,15 +58,6 @@ def wait_foreground(started: Started, stdin: bool = True) -> int:
     return wait_exit_code(started.pid)
 
 
-def winsize_of(fd: int) -> bytes | None:
-    import termios
-
-    try:
-        return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-    except OSError:
-        return None
-
-
 def pump_terminal(master: int, stdin: bool, detach_keys: bytes = b"") -> bool:
     """Copy our stdin (with -i) to the pty and the pty to our stdout until the container
     closes it; our terminal is raw meanwhile, so Ctrl-C travels as a byte to the pty.
@@ -107,18 +94,6 @@ def pump_terminal(master: int, stdin: bool, detach_keys: bytes = b"") -> bool:
     return detached
 
 
-def _output_raw(fd: int) -> list | None:
-    import termios
-
-    if not os.isatty(fd):
-        return None
-    saved = termios.tcgetattr(fd)
-    attrs = termios.tcgetattr(fd)
-    attrs[1] &= ~termios.OPOST
-    termios.tcsetattr(fd, termios.TCSADRAIN, attrs)
-    return saved
-
-
 def _copy_loop(master: int, stdin: bool, detach_keys: bytes = b"") -> bool:
     """True when the detach keys were typed, False when the container is done."""
     import select
@@ -150,37 +125,6 @@ def _copy_loop(master: int, stdin: bool, detach_keys: bytes = b"") -> bool:
                 if data is None:
                     return True
             _write_all(master, data)
-
-
-def scan_detach_keys(data: bytes, keys: bytes, matched: int) -> tuple[bytes | None, int]:
-    """(what to pass on, how many keys are now held back) for a chunk of input, where
-    `matched` keys were held back before it; (None, 0) once the whole sequence came. A
-    broken sequence is passed on as typed."""
-    out = bytearray()
-    for byte in data:
-        if byte == keys[matched]:
-            matched += 1
-            if matched == len(keys):
-                return None, 0
-            continue
-        out += keys[:matched]
-        matched = 1 if byte == keys[0] else 0
-        if not matched:
-            out.append(byte)
-    return bytes(out), matched
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:  # someone else made our shared descriptor non-blocking
-            import select
-
-            select.select([], [fd], [])
-            continue
-        view = view[written:]
 
 
 # ---- pipes (no -t) ---------------------------------------------------------------------

@@ -48,7 +48,7 @@ class Store:
 
     def __init__(self, root: Path, db: sqlite3.Connection) -> None:
         self.root = root
-        self.db = db
+        self._db: sqlite3.Connection | None = db
         self.blobs_dir = root / "blobs" / "sha256"
         self.layers_dir = root / "layers"
         self.containers_dir = root / "containers"
@@ -68,14 +68,26 @@ class Store:
         store._ensure_schema()
         return store
 
-    def reconnect(self) -> None:
-        """A new database connection in place of the current one, which is closed. A
-        command closes its connection before it forks a process that will open its own
-        (the container's monitor): SQLite's per-process lock bookkeeping must not be
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:  # closed by disconnect(): opened again when needed
+            self._db = _connect(self.root)
+        return self._db
+
+    def disconnect(self) -> None:
+        """Close the database connection; the next use of `db` opens a new one. A
+        command disconnects before it forks a process that will open its own (the
+        container's monitor): SQLite's per-process lock bookkeeping must not be
         inherited across fork(2), or the two processes' writes and the WAL they share
         go wrong ("How To Corrupt An SQLite Database File", 2.6)."""
-        self.db.close()
-        self.db = _connect(self.root)
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def reconnect(self) -> None:
+        """disconnect(), then a new connection at once."""
+        self.disconnect()
+        _ = self.db
 
     def _ensure_schema(self) -> None:
         try:
@@ -94,7 +106,7 @@ class Store:
     def close(self) -> None:
         if self._temp_owner is not None:
             self._temp_owner.release()
-        self.db.close()
+        self.disconnect()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
