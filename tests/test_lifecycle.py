@@ -451,3 +451,14 @@ def test_exec_joins_without_pidfds(rootless, busybox):
     rootless.env["ROOTLESS_KERNEL_FLOOR"] = "4.18"
     run_d(rootless, "--name", "old3", "--hostname", "oldbox", busybox, "sleep", marker())
     assert ok(rootless("exec", "old3", "hostname")) == "oldbox\n"
+
+
+def test_a_run_that_fails_before_its_container_exists_leaves_no_monitor(rootless, busybox):
+    mark = marker()  # run forks its monitor first; it must go when nothing is created
+    assert_error(rootless("run", "--pull", "never", "--name", "x" + mark, "nosuch:img",
+                          "true"), 125, "no such image")
+    assert_error(rootless("run", "--name", "bad name " + mark, busybox, "true"), 125,
+                 "Invalid container name")
+    time.sleep(0.2)
+    assert [p for p in pids_with("x" + mark) + pids_with("bad name " + mark)] == []
+    assert ok(rootless("ps", "-a", "-q")) == ""

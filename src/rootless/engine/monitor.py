@@ -42,35 +42,62 @@ class Launched(NamedTuple):
 
 
 def launch(store, container_id: str, attach: dict | None = None,
-           winsize: bytes | None = None, spec: dict | None = None,
-           settings=None) -> Launched:
+           winsize: bytes | None = None) -> Launched:
     """Start the container's monitor and return once the container runs; raise its
     start error (exit code 125, 126 or 127) otherwise. `attach` ({"stdin", "stdout",
     "stderr"}) makes a client that is attached before the container starts, so it misses
-    none of its output. `spec` and `settings`, when the caller has just written them
-    (run), spare the monitor reading them back."""
-    report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    ours, theirs = socket.socketpair() if attach is not None else (None, None)
-    store.disconnect()  # no SQLite state may cross the fork (Store.disconnect)
-    pid = os.fork()
-    if pid == 0:
-        _monitor_process(Path(store.root), container_id, report_w, theirs, attach, winsize,
-                         spec, settings)
-    os.close(report_w)
-    if theirs is not None:
-        theirs.close()
-    os.waitpid(pid, 0)  # the first child exits as soon as the monitor is forked
-    data = _read_all(report_r)
-    os.close(report_r)
-    try:
-        report = json.loads(data.decode(errors="replace") or "{}")
-    except ValueError:
-        report = {}
-    if "pid" not in report:
-        if ours is not None:
-            ours.close()
-        _raise_report(report)
-    return Launched(int(report["pid"]), report.get("start"), ours)
+    none of its output."""
+    return PendingMonitor(store, attach, winsize).start(container_id)
+
+
+class PendingMonitor:
+    """A monitor forked before it knows its container: `run` forks it first, so that its
+    own imports (the runtime, the cffi shim: ~6 ms) overlap the container's creation.
+    It waits for the container's id on a pipe; if the pipe closes first (the command
+    failed, or was killed), it exits without a word."""
+
+    def __init__(self, store, attach: dict | None = None,
+                 winsize: bytes | None = None) -> None:
+        self.report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
+        self.ours, theirs = socket.socketpair() if attach is not None else (None, None)
+        store.disconnect()  # no SQLite state may cross the fork (Store.disconnect)
+        self.pid = os.fork()
+        if self.pid == 0:  # its copies of our ends go with _quiet_descriptors
+            _monitor_process(Path(store.root), go_r, report_w, theirs, attach, winsize)
+        os.close(report_w)
+        os.close(go_r)
+        if theirs is not None:
+            theirs.close()
+
+    def start(self, container_id: str) -> Launched:
+        try:
+            os.write(self.go_w, container_id.encode())
+        except OSError:  # it died: its report says why
+            pass
+        data = self._finish()
+        try:
+            report = json.loads(data.decode(errors="replace") or "{}")
+        except ValueError:
+            report = {}
+        if "pid" not in report:
+            if self.ours is not None:
+                self.ours.close()
+            _raise_report(report)
+        return Launched(int(report["pid"]), report.get("start"), self.ours)
+
+    def cancel(self) -> None:
+        """No container after all: the monitor exits."""
+        self._finish()
+        if self.ours is not None:
+            self.ours.close()
+
+    def _finish(self) -> bytes:
+        os.close(self.go_w)
+        os.waitpid(self.pid, 0)  # the first child exits as soon as the monitor is forked
+        data = _read_all(self.report_r)
+        os.close(self.report_r)
+        return data
 
 
 def _raise_report(report: dict) -> None:
@@ -93,20 +120,21 @@ def _read_all(fd: int) -> bytes:
 
 # ---- the monitor process ----
 
-def _monitor_process(root: Path, container_id: str, report_w: int, client, attach,
-                     winsize, spec: dict | None, settings) -> None:
+def _monitor_process(root: Path, go_r: int, report_w: int, client, attach,
+                     winsize) -> None:
     """Never returns."""
-    code = 0
+    code, container_id = 0, None
     try:
         os.setsid()
         if os.fork():
             os._exit(0)
-        keep = {report_w} | ({client.fileno()} if client is not None else set())
+        keep = {report_w, go_r} | ({client.fileno()} if client is not None else set())
         _quiet_descriptors(keep)
+        container_id = _wait_for_container(go_r)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM,
                     signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(sig, signal.SIG_IGN)
-        monitor = Monitor(root, container_id, report_w, spec, settings)
+        monitor = Monitor(root, container_id, report_w)
         if client is not None:
             monitor.first_client = (client, attach)
         monitor.winsize = winsize
@@ -118,10 +146,26 @@ def _monitor_process(root: Path, container_id: str, report_w: int, client, attac
                                            "code": EXIT_ENGINE}).encode())
         except OSError:
             pass
-        _note_failure(root, container_id)
+        if container_id is not None:
+            _note_failure(root, container_id)
         code = EXIT_ENGINE
     finally:
         os._exit(code)
+
+
+def _wait_for_container(go_r: int) -> str:
+    """The runtime imported while the command creates the container, then its id; a
+    closed pipe ends us quietly (SystemExit is not an exception the caller reports)."""
+    import rootless.engine.cgroups  # noqa: F401  what _start needs, loaded now
+    import rootless.engine.monitor_io  # noqa: F401
+    import rootless.runtime.run  # noqa: F401
+
+    data = os.read(go_r, 128)
+    os.close(go_r)
+    text = data.decode(errors="replace")
+    if len(text) != 64 or not all(c in "0123456789abcdef" for c in text):
+        os._exit(0)
+    return text
 
 
 def _note_failure(root: Path, container_id: str) -> None:
@@ -157,8 +201,7 @@ class Monitor:
     is started first, and the store opened, the attach socket bound and the log opened
     while it runs (its output waits in its pipes meanwhile)."""
 
-    def __init__(self, root: Path, container_id: str, report_w: int | None,
-                 spec: dict | None = None, settings=None) -> None:
+    def __init__(self, root: Path, container_id: str, report_w: int | None) -> None:
         from rootless.engine.container_settings import settings_read
 
         self.root = root
@@ -166,8 +209,7 @@ class Monitor:
         self.id = container_id
         self.cdir = root / "containers" / container_id
         self.report_w = report_w
-        self.spec = spec
-        self.settings = settings if settings is not None else settings_read(self.cdir)
+        self.settings = settings_read(self.cdir)
         self.first_client = None
         self.winsize = None
         self.init_pid: int | None = None
@@ -194,11 +236,9 @@ class Monitor:
             raise RootlessError(f"no such container: {self.id}") from None
         self.dirfd = dirfd
         self._lock()
-        spec = self.spec
-        if spec is None:
-            from rootless.engine.exec import spec_load
+        from rootless.engine.exec import spec_load
 
-            spec = spec_load(self.cdir / "config.json")
+        spec = spec_load(self.cdir / "config.json")
         if not spec:
             raise RootlessError(f"container {self.id[:12]} has no readable config.json")
         self.wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)

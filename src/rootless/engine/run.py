@@ -71,13 +71,27 @@ Puller = Callable[[object, str, bool], None]
 
 def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
     """docker run: create, then start; in the foreground attached until the container
-    exits (its exit code), with -d printing its id."""
-    created = container_create_from(store, opts, pull)
+    exits (its exit code), with -d printing its id. The monitor is forked first and
+    waits for the container (monitor.PendingMonitor)."""
+    from rootless.engine.monitor import PendingMonitor
+
     wants = None if opts.detach else {"stdin": opts.interactive, "stdout": True,
                                       "stderr": True}
-    # the store stays disconnected from here (monitor.launch): the last connection to
-    # close checkpoints the WAL (fsync), which must not be ours, waited for by the user
-    launched = _launch(store, created, opts, wants)
+    winsize = None
+    if opts.tty and wants is not None:
+        from rootless.runtime.terminal import winsize_of
+
+        winsize = winsize_of(0)
+    monitor = PendingMonitor(store, wants, winsize)
+    try:
+        created = container_create_from(store, opts, pull)
+    except BaseException:
+        monitor.cancel()
+        raise
+    # the store stays disconnected from here: the last connection to close checkpoints
+    # the WAL (fsync), which must not be ours, waited for by the user
+    store.disconnect()
+    launched = _launch(store, monitor, created.id, opts)
     if opts.detach:
         print(created.id, flush=True)
         return 0
@@ -89,20 +103,13 @@ def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
     return 0 if code is DETACHED else code
 
 
-def _launch(store, created: Created, opts: RunOptions, wants: dict | None):
+def _launch(store, monitor, container_id: str, opts: RunOptions):
     """Start the container we created (its op lock is still ours); a failed start of a
     --rm container leaves no record, whoever of us and its monitor removes it."""
     from rootless.engine.containers import container_release
-    from rootless.engine.monitor import launch
 
-    winsize = None
-    if opts.tty and wants is not None:
-        from rootless.runtime.terminal import winsize_of
-
-        winsize = winsize_of(0)
-    container_id = created.id
     try:
-        return launch(store, container_id, wants, winsize, created.spec, created.settings)
+        return monitor.start(container_id)
     except RootlessError:
         container_release(container_id)
         if opts.remove:
@@ -176,20 +183,7 @@ def container_create_from(store, opts: RunOptions, pull: Puller | None = None):
             import sys
 
             print(warning, file=sys.stderr, flush=True)
-    return Created(record, spec, settings)
-
-
-class Created(NamedTuple):
-    """What container_create_from made: the record, and the spec and settings it wrote
-    (run hands them to the monitor, which need not read them back)."""
-
-    record: object
-    spec: dict
-    settings: object
-
-    @property
-    def id(self) -> str:
-        return self.record.id
+    return record
 
 
 def container_settings(image_config: dict, opts: RunOptions):
