@@ -9,15 +9,8 @@ exec_main before any typer import. The typer app only lists exec in `rootless --
 
 from __future__ import annotations
 
-from collections import namedtuple
-
+from rootless.cli.flags import Flag, by_name, parse_options
 from rootless.errors import UsageError
-
-# cli/run.py's Flag (names, dest, kind: "bool" | "value" | "list", help, metavar), not
-# imported from there (~1 ms of its FLAGS); a plain namedtuple: typing.NamedTuple under
-# `from __future__ import annotations` compiles each field's annotation (typing's
-# ForwardRef), ~0.1 ms a field
-Flag = namedtuple("Flag", "names dest kind help metavar", defaults=("",))
 
 FLAGS = (
     Flag(("-d", "--detach"), "detach", "bool", "Detached mode: run the command in the "
@@ -35,7 +28,7 @@ FLAGS = (
     Flag(("-w", "--workdir"), "workdir", "value", "Working directory in the container",
          "DIR"),
 )
-_BY_NAME = {name: flag for flag in FLAGS for name in flag.names}
+_BY_NAME = by_name(FLAGS)
 
 HELP_SUMMARY = "Execute a command in a running container."
 
@@ -52,61 +45,14 @@ def usage(command: str = "exec") -> str:
 
 def parse(argv: list[str]) -> dict:
     """Docker's grammar: flags, CONTAINER, then the command, untouched."""
-    values: dict = {f.dest: ([] if f.kind == "list" else None) for f in FLAGS}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            i += 1
-            break
-        if arg == "--help":
-            values["help"] = True
-            return values
-        if not arg.startswith("-") or arg == "-":
-            break
-        i = _parse_one(argv, i, values)
+    values, i = parse_options(argv, FLAGS, _BY_NAME, "exec")
+    if values.get("help"):
+        return values
     if len(argv) - i < 2:
         raise UsageError('"rootless exec" requires at least 2 arguments: CONTAINER COMMAND '
                          "(see: rootless exec --help)")
     values["container"], values["command"] = argv[i], argv[i + 1:]
     return values
-
-
-def _parse_one(argv: list[str], i: int, values: dict) -> int:
-    arg = argv[i]
-    if arg.startswith("--"):
-        name, eq, inline = arg.partition("=")
-        return _take(_flag(name), argv, i, values, inline if eq else None)
-    for pos in range(1, len(arg)):  # -it, -e K=V, -eK=V: the first with a value ends it
-        flag = _flag("-" + arg[pos])
-        if flag.kind != "bool":
-            return _take(flag, argv, i, values, arg[pos + 1:] or None)
-        values[flag.dest] = True
-    return i + 1
-
-
-def _flag(name: str) -> Flag:
-    flag = _BY_NAME.get(name)
-    if flag is None:
-        raise UsageError(f"unknown flag: {name} (see: rootless exec --help)")
-    return flag
-
-
-def _take(flag: Flag, argv: list[str], i: int, values: dict, inline: str | None) -> int:
-    if flag.kind == "bool":
-        if inline is not None and inline not in ("true", "false"):
-            raise UsageError(f"invalid value {inline!r} for {flag.names[-1]}")
-        values[flag.dest] = inline != "false"
-        return i + 1
-    if inline is None:
-        if i + 1 >= len(argv):
-            raise UsageError(f"flag needs an argument: {flag.names[-1]}")
-        inline, i = argv[i + 1], i + 1
-    if flag.kind == "list":
-        values[flag.dest].append(inline)
-    else:
-        values[flag.dest] = inline
-    return i + 1
 
 
 def exec_main(argv: list[str], root: str | None, debug: bool) -> int:

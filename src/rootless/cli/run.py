@@ -9,17 +9,8 @@ app only lists `run` for `rootless --help` and hands its arguments over unparsed
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from rootless.cli.flags import Flag, by_name, parse_options
 from rootless.errors import UsageError
-
-
-class Flag(NamedTuple):
-    names: tuple[str, ...]
-    dest: str
-    kind: str  # "bool" | "value" | "list"
-    help: str
-    metavar: str = ""
 
 
 FLAGS = (
@@ -94,7 +85,7 @@ FLAGS = (
     Flag(("-w", "--workdir"), "workdir", "value", "Working directory in the container",
          "DIR"),
 )
-_BY_NAME = {name: flag for flag in FLAGS for name in flag.names}
+_BY_NAME = by_name(FLAGS)
 # docker's resource flags, handed to RunOptions as given (engine/resources.py reads them)
 RESOURCE_FLAGS = ("memory", "memory_swap", "cpus", "cpu_shares", "pids_limit",
                   "cpuset_cpus")
@@ -118,63 +109,14 @@ def usage(command: str = "run") -> str:
 
 def parse(argv: list[str], command: str = "run") -> dict:
     """Docker's grammar: flags, then IMAGE, then the command, untouched."""
-    values: dict = {f.dest: ([] if f.kind == "list" else None) for f in FLAGS}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            i += 1
-            break
-        if arg == "--help":
-            values["help"] = True
-            return values
-        if not arg.startswith("-") or arg == "-":
-            break
-        i = _parse_one(argv, i, values)
+    values, i = parse_options(argv, FLAGS, _BY_NAME, command)
+    if values.get("help"):
+        return values
     if i >= len(argv):
         raise UsageError(f'"rootless {command}" requires at least 1 argument: IMAGE '
                          f"(see: rootless {command} --help)")
     values["image"], values["command"] = argv[i], argv[i + 1:]
     return values
-
-
-def _parse_one(argv: list[str], i: int, values: dict) -> int:
-    arg = argv[i]
-    if arg.startswith("--"):
-        name, eq, inline = arg.partition("=")
-        return _take(_flag(name), argv, i, values, inline if eq else None)
-    # -it, -e K=V, -eK=V: single letters; the first that takes a value ends the group
-    for pos in range(1, len(arg)):
-        flag = _flag("-" + arg[pos])
-        if flag.kind != "bool":
-            rest = arg[pos + 1:]
-            return _take(flag, argv, i, values, rest or None)
-        values[flag.dest] = True
-    return i + 1
-
-
-def _flag(name: str) -> Flag:
-    flag = _BY_NAME.get(name)
-    if flag is None:
-        raise UsageError(f"unknown flag: {name} (see: rootless run --help)")
-    return flag
-
-
-def _take(flag: Flag, argv: list[str], i: int, values: dict, inline: str | None) -> int:
-    if flag.kind == "bool":
-        if inline is not None and inline not in ("true", "false"):
-            raise UsageError(f"invalid value {inline!r} for {flag.names[-1]}")
-        values[flag.dest] = inline != "false"
-        return i + 1
-    if inline is None:
-        if i + 1 >= len(argv):
-            raise UsageError(f"flag needs an argument: {flag.names[-1]}")
-        inline, i = argv[i + 1], i + 1
-    if flag.kind == "list":
-        values[flag.dest].append(inline)
-    else:
-        values[flag.dest] = inline
-    return i + 1
 
 
 def security_options(options: list[str]) -> tuple[bool, str]:
