@@ -149,6 +149,27 @@ def load_variant(rootless: Rootless, image_variant):
     return load
 
 
+DEBIAN_FIXTURE = Path(os.environ.get("ROOTLESS_DEBIAN_FIXTURE",
+                                     "/var/tmp/rootless-fixtures/debian-bookworm.tar"))
+
+
+@pytest.fixture(scope="session")
+def debian_tar() -> Path:
+    """A Debian bookworm minbase rootfs tar with its true numeric owners (`_apt` 42,
+    group `shadow` 42, setgid chage), made by scripts/test with mmdebstrap."""
+    if not DEBIAN_FIXTURE.is_file():
+        pytest.skip(f"no Debian fixture at {DEBIAN_FIXTURE}: scripts/test makes it with "
+                    "mmdebstrap, which needs the Debian mirror")
+    return DEBIAN_FIXTURE
+
+
+@pytest.fixture
+def debian(rootless: Rootless, debian_tar: Path) -> str:
+    """The Debian fixture imported into this test's store as debian:bookworm."""
+    ok(rootless("import", str(debian_tar), "debian:bookworm", timeout=300))
+    return "debian:bookworm"
+
+
 @pytest.fixture
 def sh(rootless: Rootless, busybox: str):
     def run_sh(script: str, *options: str, input: str | bytes | None = None,
