@@ -1,6 +1,6 @@
 /* rootless-init: the last stage between the runtime and a container's command.
  *
- *   rootless-init [--init] [--report-fd N] -- COMMAND [ARG...]
+ *   rootless-init [--init] [--no-close-range] [--report-fd N] -- COMMAND [ARG...]
  *
  * Why a separate static program (DESIGN.md, principle 7): the runtime is a Python
  * interpreter that the user may be able to write to (a venv made with --copies, conda,
@@ -18,7 +18,9 @@
  * What it does, in order: reset every signal disposition and unblock the mask (execve
  * keeps ignored signals ignored, and Python ignores SIGPIPE and SIGXFSZ); mark every
  * descriptor above 2 close-on-exec (the report pipe included: its closing at execve is
- * how the runtime learns the command started); look COMMAND up in the PATH of the
+ * how the runtime learns the command started; --no-close-range, which the runtime
+ * passes where its own close_range(2) failed, marks them one by one instead, as on a
+ * kernel before 5.9, or under ROOTLESS_KERNEL_FLOOR); look COMMAND up in the PATH of the
  * environment it was given; execve it. A failure is reported as one JSON line on the
  * report pipe ({"message": ..., "code": 126|127}, Docker's wording), which the runtime
  * prints. With --init it stays pid 1 as tini does: the command runs in a child of its
@@ -62,6 +64,7 @@
 #define KERNEL_NSIG 65 /* signals 1..64; glibc's NSIG hides its own two (32, 33) */
 
 static int report_fd = -1;
+static int use_close_range = 1; /* 0: --no-close-range */
 
 /* ---- reporting ------------------------------------------------------------------ */
 
@@ -130,7 +133,7 @@ static void usage(void)
 {
     static const char text[] =
         NAME ": this is the container runtime's exec helper, not a command (usage: "
-        NAME " [--init] [--report-fd N] -- COMMAND [ARG...])\n";
+        NAME " [--init] [--no-close-range] [--report-fd N] -- COMMAND [ARG...])\n";
     write_all(2, text, sizeof text - 1);
     _exit(EXIT_CANNOT_INVOKE);
 }
@@ -159,11 +162,12 @@ static void fd_release(int fd, int cloexec)
 }
 
 /* Every descriptor from 3 up: close-on-exec (cloexec) or closed now. close_range(2)
- * where the kernel has it (CLOSE_RANGE_CLOEXEC: Linux 5.11), else one by one from
- * /proc/self/fd, else up to RLIMIT_NOFILE. */
+ * where the kernel has it (Linux 5.9; CLOSE_RANGE_CLOEXEC: 5.11) and the runtime did
+ * not say otherwise, else one by one from /proc/self/fd, else up to RLIMIT_NOFILE. */
 static void fds_release(int cloexec)
 {
-    if (syscall(SYS_close_range, 3U, ~0U, cloexec ? CLOSE_RANGE_CLOEXEC : 0U) == 0)
+    if (use_close_range &&
+        syscall(SYS_close_range, 3U, ~0U, cloexec ? CLOSE_RANGE_CLOEXEC : 0U) == 0)
         return;
     DIR *dir = opendir("/proc/self/fd");
     if (dir) {
@@ -338,6 +342,8 @@ int main(int argc, char **argv)
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "--init") == 0)
             init = 1;
+        else if (strcmp(argv[i], "--no-close-range") == 0)
+            use_close_range = 0;
         else if (strcmp(argv[i], "--report-fd") == 0 && i + 1 < argc)
             report_fd = parse_fd(argv[++i]);
         else

@@ -6,7 +6,9 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -153,6 +155,16 @@ int rl_close_range(unsigned int first, unsigned int last, unsigned int flags)
     return (int)syscall(SYS_close_range, first, last, flags);
 }
 
+/* statfs(2)'s f_type of the filesystem `fd` (an O_PATH one will do) is on, or -1 with
+ * errno set: the path walk asks it to tell procfs's magic links (PROC_SUPER_MAGIC). */
+long rl_fstatfs_type(int fd)
+{
+    struct statfs st;
+    if (fstatfs(fd, &st) < 0)
+        return -1;
+    return (long)st.f_type;
+}
+
 int rl_sethostname(const char *name, size_t len) { return sethostname(name, len); }
 
 /* Python's socket module costs ~3 ms to import; the runtime needs one socket for an
@@ -172,4 +184,82 @@ int rl_execveat(int dirfd, const char *path, char *const argv[], char *const env
                 int flags)
 {
     return (int)syscall(SYS_execveat, dirfd, path, argv, envp, flags);
+}
+
+/* ---- seccomp user notification (seccomp_unotify(2), Linux 5.0; CONTINUE 5.5) ------
+ * The kernel copies its own struct sizes (SECCOMP_GET_NOTIF_SIZES), which a newer
+ * kernel may have grown past our headers' structs: the buffers below are zeroed (RECV
+ * refuses a buffer that is not) and large enough for either, and only the fields our
+ * headers know are copied out or in. */
+
+#define RL_NOTIF_BUFFER 512
+
+static int notif_sizes(struct seccomp_notif_sizes *sizes)
+{
+    static struct seccomp_notif_sizes cached;
+    if (cached.seccomp_notif == 0 &&
+        syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &cached) < 0)
+        return -1;
+    if (cached.seccomp_notif > RL_NOTIF_BUFFER ||
+        cached.seccomp_notif_resp > RL_NOTIF_BUFFER) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    *sizes = cached;
+    return 0;
+}
+
+int rl_seccomp_notif_sizes(uint16_t *notif, uint16_t *resp, uint16_t *data)
+{
+    struct seccomp_notif_sizes sizes;
+    if (notif_sizes(&sizes) < 0)
+        return -1;
+    *notif = sizes.seccomp_notif;
+    *resp = sizes.seccomp_notif_resp;
+    *data = sizes.seccomp_data;
+    return 0;
+}
+
+int rl_seccomp_notif_recv(int fd, struct rl_notif *out)
+{
+    struct seccomp_notif_sizes sizes;
+    union {
+        struct seccomp_notif notif;
+        char bytes[RL_NOTIF_BUFFER];
+    } buf;
+    if (notif_sizes(&sizes) < 0)
+        return -1;
+    memset(&buf, 0, sizeof buf);
+    if (ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, &buf) < 0)
+        return -1;
+    out->id = buf.notif.id;
+    out->pid = buf.notif.pid;
+    out->flags = buf.notif.flags;
+    out->nr = buf.notif.data.nr;
+    out->arch = buf.notif.data.arch;
+    out->instruction_pointer = buf.notif.data.instruction_pointer;
+    for (int i = 0; i < 6; i++)
+        out->args[i] = buf.notif.data.args[i];
+    return 0;
+}
+
+int rl_seccomp_notif_send(int fd, uint64_t id, int64_t val, int32_t error, uint32_t flags)
+{
+    union {
+        struct seccomp_notif_resp resp;
+        char bytes[RL_NOTIF_BUFFER];
+    } buf;
+    memset(&buf, 0, sizeof buf);
+    buf.resp.id = id;
+    buf.resp.val = val;
+    buf.resp.error = error;
+    buf.resp.flags = flags;
+    return ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND, &buf);
+}
+
+/* 0 while the notification's process still waits in its syscall (its pid is then still
+ * its own); -1 with ENOENT once it has gone (seccomp_unotify(2), NOTIF_ID_VALID). */
+int rl_seccomp_notif_id_valid(int fd, uint64_t id)
+{
+    return ioctl(fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id);
 }

@@ -27,9 +27,25 @@ int rl_capget(uint32_t pid, uint32_t *effective, uint32_t *permitted,
 int rl_capset(const uint32_t *effective, const uint32_t *permitted,
               const uint32_t *inheritable);
 int rl_close_range(unsigned int first, unsigned int last, unsigned int flags);
+long rl_fstatfs_type(int fd);
 int rl_sethostname(const char *name, size_t len);
 int rl_socket(int domain, int type, int protocol);
 int rl_seccomp_set_filter(unsigned int flags, const void *filter,
                           unsigned short len);
+/* one seccomp user notification (struct seccomp_notif, flattened) */
+struct rl_notif {
+    uint64_t id;
+    uint32_t pid;
+    uint32_t flags;
+    int32_t nr;
+    uint32_t arch;
+    uint64_t instruction_pointer;
+    uint64_t args[6];
+};
+int rl_seccomp_notif_sizes(uint16_t *notif, uint16_t *resp, uint16_t *data);
+int rl_seccomp_notif_recv(int fd, struct rl_notif *out);
+int rl_seccomp_notif_send(int fd, uint64_t id, int64_t val, int32_t error,
+                          uint32_t flags);
+int rl_seccomp_notif_id_valid(int fd, uint64_t id);
 int rl_execveat(int dirfd, const char *path, char *const argv[], char *const envp[],
                 int flags);

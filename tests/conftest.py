@@ -21,6 +21,11 @@ Markers
                  unprivileged users; scripts/test runs the suite as two test users)
   needs_subids   only meaningful with a subordinate id range (rl-sub)
   needs_single_id only meaningful without one (rl-nosub)
+
+Option
+  --kernel-floor X.Y  every `rootless` call gets ROOTLESS_KERNEL_FLOOR=X.Y (the kernel
+                 calls newer than X.Y fail as on that kernel, kernel/floor.py): scripts/test
+                 runs a chosen set of tests again under RHEL 8's, RHEL 9's and Debian 12's
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ from typing import NamedTuple
 
 import pytest
 from helpers import ROOTLESS_BIN, Rootless, has_subids, is_root, make_image, ok
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kernel-floor", default="", metavar="X.Y",
+                     help="run rootless as on Linux X.Y (ROOTLESS_KERNEL_FLOOR)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,14 +66,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     mode = "subordinate ids" if has_subids() else "no subordinate ids (single-id mode)"
+    floor = config.getoption("--kernel-floor")
+    mode += f", kernel floor {floor}" if floor else ""
     return [f"rootless: uid {os.getuid()}, {mode}, command {ROOTLESS_BIN}"]
 
 
 # ---- a fresh store per test ----
 
 @pytest.fixture
-def rootless_env(tmp_path: Path) -> dict[str, str]:
+def rootless_env(tmp_path: Path, pytestconfig: pytest.Config) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOTLESS_")}
+    if pytestconfig.getoption("--kernel-floor"):
+        env["ROOTLESS_KERNEL_FLOOR"] = pytestconfig.getoption("--kernel-floor")
     env["ROOTLESS_ROOT"] = str(tmp_path / "store")
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg-data")  # never the user's real store
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")

@@ -72,6 +72,27 @@ def test_hot_commands_load_neither_typer_nor_click(store_env, args):
     assert "rootless.cli.main" in loaded  # the check itself sees imports
 
 
+# The commands measured against podman (scripts/bench) load neither typing (~3 ms at
+# import: rootless/records.py) nor pathlib (~3.5 ms with its urllib.parse:
+# store/store.py); `create` is `run`'s command without its monitor.
+LEAN = [["create", "busybox", "true"], ["exec", "up", "true"], ["ps", "-a"], ["images"],
+        ["image", "inspect", "busybox"], ["inspect", "up"]]
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("args", LEAN, ids=" ".join)
+def test_the_measured_commands_load_neither_typing_nor_pathlib(rootless, busybox, args):
+    ok(rootless("run", "-d", "--name", "up", busybox, "sleep", "1000"))
+    result = subprocess.run([sys.executable, "-X", "importtime", str(ROOTLESS_BIN), *args],
+                            env=rootless.env, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = {line.split("|")[-1].strip() for line in result.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert "rootless.cli.main" in loaded  # the check itself sees imports
+    assert not loaded & {"typing", "pathlib"}, args
+
+
 def test_help_of_a_hot_command_is_still_typers(rootless):
     """--help is handed to typer: the page every other command prints."""
     out = ok(rootless("ps", "--help"))

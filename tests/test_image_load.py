@@ -153,7 +153,7 @@ def test_load_oci_archive(store, tmp_path):
     assert record.id == image.id
     assert record.names == ["busybox:latest"]
     assert record.config["config"]["Cmd"] == ["sh"]
-    assert (record.layer_dirs[0] / "etc/os-release").read_bytes() == b"ID=test\n"
+    assert (Path(record.layer_dirs[0]) / "etc/os-release").read_bytes() == b"ID=test\n"
 
 
 def test_load_two_layers_lowest_first_with_whiteout(store, tmp_path):
@@ -161,7 +161,7 @@ def test_load_two_layers_lowest_first_with_whiteout(store, tmp_path):
     path = oci_archive(tmp_path / "a.tar", [(image, {"io.containerd.image.name":
                                                      "example.com/two:1"})])
     assert image_load(store, str(path)) == ["example.com/two:1"]
-    lower, upper = image_resolve(store, "example.com/two:1").layer_dirs
+    lower, upper = map(Path, image_resolve(store, "example.com/two:1").layer_dirs)
     assert (lower / "etc/old").read_bytes() == b"old"
     st = os.lstat(upper / "etc/old")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
@@ -384,7 +384,7 @@ def test_import_rootfs_tarball(store, tmp_path):
     assert config["rootfs"]["diff_ids"] == [sha(LAYER1)]
     assert config["history"][0]["comment"] == f"Imported from {rootfs}"
     assert len(record.layer_dirs) == 1
-    assert (record.layer_dirs[0] / "bin/sh").read_bytes() == b"#!fake"
+    assert (Path(record.layer_dirs[0]) / "bin/sh").read_bytes() == b"#!fake"
 
 
 def test_import_gzip_tarball_keeps_diff_id(store, tmp_path):
@@ -539,7 +539,7 @@ def test_rmi_keeps_layers_other_images_use(store, tmp_path):
     image_load(store, str(docker_archive(tmp_path / "d.tar", [(one, ["one:1"]),
                                                                 (two, ["two:1"])])))
     image_remove(store, ["two:1"])
-    assert (image_resolve(store, "one:1").layer_dirs[0] / "etc/os-release").is_file()
+    assert (Path(image_resolve(store, "one:1").layer_dirs[0]) / "etc/os-release").is_file()
     assert len(os.listdir(store.layers_dir)) == 1
 
 
@@ -559,7 +559,7 @@ def test_rmi_force_with_stopped_container_untags_but_keeps_layers(store, loaded)
     lines = image_remove(store, ["busybox"], force=True)
     assert lines == ["Untagged: busybox:latest"]
     record = image_resolve(store, loaded.id)
-    assert all(path.is_dir() for path in record.layer_dirs)
+    assert all(os.path.isdir(path) for path in record.layer_dirs)
 
 
 def test_rmi_refuses_running_container_image_even_forced(store, loaded):
@@ -613,7 +613,7 @@ def test_store_to_store_copy_keeps_digests(store, tmp_path):
         assert source.manifest()[0] == image.manifest
         assert copy_image(source, StoreDestination(other)) == image.id
         record = image_resolve(other, "src:1")
-        assert (record.layer_dirs[1] / "etc/new").read_bytes() == b"new"
+        assert (Path(record.layer_dirs[1]) / "etc/new").read_bytes() == b"new"
         assert sorted(os.listdir(other.blobs_dir)) == sorted(os.listdir(store.blobs_dir))
     finally:
         other.close()

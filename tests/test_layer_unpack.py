@@ -171,6 +171,16 @@ def test_foreign_owner_recorded_in_override_stat(layer):
     assert os.lstat(layer.path("home/u/f")).st_uid == os.getuid()
 
 
+def test_a_file_nobody_may_read_keeps_its_owner(layer):
+    """A user xattr needs write permission, the owner's too: the record goes on before
+    the 0000 mode (Debian's /etc/gshadow is 0:42 0640; a commit of a dpkg-new file is 0)."""
+    layer.unpack(tar_bytes(entry("etc", "dir"), entry("etc/gshadow", data=b"", gid=42,
+                                                      mode=0)))
+    assert stat.S_IMODE(layer.mode("etc/gshadow")) == 0
+    os.chmod(layer.path("etc/gshadow"), 0o400)  # to read the record back as this user
+    assert layer.override("etc/gshadow") == "0:42:00"
+
+
 def test_setuid_and_setgid_stripped_on_disk_and_recorded(layer):
     layer.unpack(tar_bytes(entry("su", data=b"", mode=0o4755),
                            entry("sg", data=b"", mode=0o2755)))

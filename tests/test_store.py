@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import ok
 
 from rootless.errors import ImageError, StoreError
 from rootless.store import Store, default_root, schema
@@ -80,6 +81,16 @@ def test_layout_and_private_root(store):
 def test_schema_version_and_wal(store):
     assert schema.current_version(store.db) == schema.VERSION
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.container
+def test_create_leaves_the_wal_to_the_next_command(rootless, busybox):
+    """Closing the last connection checkpoints the WAL (two fsyncs) and deletes it (two
+    more when the next write makes it again): a command that exits leaves it instead,
+    as a crash would, and the next one reads it back."""
+    cid = ok(rootless("create", "--name", "made", busybox, "true")).strip()
+    assert (Path(rootless.env["ROOTLESS_ROOT"]) / "state.db-wal").stat().st_size > 0
+    assert ok(rootless("ps", "-aq", "--no-trunc")).split() == [cid]
 
 
 def test_containers_table_has_the_agreed_columns(store):

@@ -6,7 +6,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "rootless"
 
 # Lower layers first; a module may import its own layer and those listed before it.
-ORDER = ["errors", "_shim", "kernel", "runtime", "fs", "net", "store", "image", "build",
+ORDER = ["errors", "records", "_shim", "kernel", "runtime", "fs", "net", "store", "image", "build",
          "engine", "oci", "cli"]
 SAME_RANK = {"fs": 3, "net": 3, "store": 3, "image": 3, "build": 3}
 
@@ -14,7 +14,7 @@ SAME_RANK = {"fs": 3, "net": 3, "store": 3, "image": 3, "build": 3}
 def rank(layer: str) -> int:
     if layer in SAME_RANK:
         return SAME_RANK[layer]
-    return {"errors": 0, "_shim": 0, "__init__": 0, "kernel": 1, "runtime": 2,
+    return {"errors": 0, "records": 0, "_shim": 0, "__init__": 0, "kernel": 1, "runtime": 2,
             "engine": 4, "oci": 5, "cli": 6}[layer]
 
 

@@ -29,7 +29,12 @@ def main_options(
         None, "--root", envvar="ROOTLESS_ROOT",
         help="Store directory (default: $XDG_DATA_HOME/rootless)."),
     debug: bool = typer.Option(False, "--debug", help="Print the runtime's plan."),
+    storage_opt: Optional[list[str]] = typer.Option(
+        None, "--storage-opt", metavar="KEY=VALUE",
+        help="Storage option, podman's name (ignore_chown_errors=true); also "
+             "ROOTLESS_STORAGE_OPT."),
 ) -> None:
+    # cli/main.py applied them before parsing (the fast paths never come here)
     ctx.obj = GlobalOptions(root=root, debug=debug)
 
 

@@ -163,7 +163,7 @@ def _exit_code(body, root: str | None, params: dict) -> int:
         return 1
     finally:
         while _opened:
-            _opened.pop().close()
+            _opened.pop().close(exiting=True)
     return result if isinstance(result, int) else 0
 
 

@@ -8,7 +8,6 @@ Every value is a string, as the docker CLI's formatter methods return them.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 # ---- words ----
 
@@ -64,7 +63,7 @@ def parse_bool(text: str) -> bool | None:
     return None
 
 
-def print_rows(format: str, rows: list[dict[str, Any]], headers: dict[str, str]) -> None:
+def print_rows(format: str, rows: list[dict[str, object]], headers: dict[str, str]) -> None:
     from rootless.cli.template import render_rows
 
     for line in render_rows(format, rows, headers):

@@ -8,7 +8,7 @@ engine's own errors, 126/127 when the command cannot run, else the container's c
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 FAST_COMMANDS = {("run",): "run", ("container", "run"): "run", ("create",): "create",
                  ("container", "create"): "create"}
@@ -19,6 +19,10 @@ def main() -> None:
 
 
 def dispatch(argv: list[str]) -> int:
+    if any(a.startswith("--storage-opt") for a in argv):
+        failed = guarded(lambda: apply_storage_options(argv))
+        if failed:
+            return failed
     parsed = split_global_options(argv)
     if parsed is not None:
         root, debug, rest = parsed
@@ -68,8 +72,9 @@ def spell_out_bare_flags(argv: list[str]) -> list[str]:
 
 
 def split_global_options(argv: list[str]) -> tuple[str | None, bool, list[str]] | None:
-    """`--root DIR`, `--root=DIR` and `--debug` before the command; None if anything
-    else comes first (typer then parses it and says what is wrong)."""
+    """`--root DIR`, `--root=DIR` and `--debug` before the command (and `--storage-opt
+    K=V`, applied by apply_storage_options); None if anything else comes first (typer
+    then parses it and says what is wrong)."""
     import os
 
     root, debug, i = os.environ.get("ROOTLESS_ROOT") or None, False, 0
@@ -77,14 +82,34 @@ def split_global_options(argv: list[str]) -> tuple[str | None, bool, list[str]] 
         arg = argv[i]
         if arg == "--debug":
             debug = True
-        elif arg == "--root" and i + 1 < len(argv):
-            root, i = argv[i + 1], i + 1
+        elif arg in ("--root", "--storage-opt") and i + 1 < len(argv):
+            root, i = (argv[i + 1] if arg == "--root" else root), i + 1
         elif arg.startswith("--root="):
             root = arg.split("=", 1)[1]
-        else:
+        elif not arg.startswith("--storage-opt="):
             return None
         i += 1
     return root, debug, argv[i:]
+
+
+def apply_storage_options(argv: list[str]) -> int:
+    """The global `--storage-opt K=V` options (before the command), checked and put in
+    the environment for this command and the processes it starts (store/options.py)."""
+    from rootless.store.options import add_storage_option
+
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg in ("--root", "--storage-opt") and i + 1 < len(argv):
+            if arg == "--storage-opt":
+                add_storage_option(argv[i + 1])
+            i += 1
+        elif arg.startswith("--storage-opt="):
+            add_storage_option(arg.split("=", 1)[1])
+        elif arg != "--debug" and not arg.startswith("--root="):
+            break
+        i += 1
+    return 0
 
 
 def guarded(body: Callable[[], int]) -> int:

@@ -139,6 +139,12 @@ def security_options(options: list[str]) -> tuple[bool, str]:
 
 
 def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run") -> int:
+    import gc
+
+    # no collection while the modules load and the container is made and started (~1 ms
+    # of the command's, and as much of its monitor's, which inherits this): there is no
+    # cyclic garbage to find yet; both turn it on again once the container runs
+    gc.disable()
     values = parse(argv, command)
     if values.get("help"):
         print(usage(command))
@@ -147,8 +153,9 @@ def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run
                                 values["detach_keys"] is not None):
         raise UsageError("unknown flag for create: -d/--sig-proxy/--detach-keys are "
                          "run's (see: rootless create --help)")
-    from rootless.engine.run import RunOptions, container_create_from, container_run
-    from rootless.store import Store
+    from rootless.engine.run import (RunOptions, container_create_from, container_run,
+                                     fork_monitor)
+    from rootless.store.store import Store, store_root
 
     no_new_privileges, seccomp = security_options(values["security_opt"])
     opts = RunOptions(
@@ -172,17 +179,21 @@ def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run
         health=_health(values), no_healthcheck=bool(values["no_healthcheck"]),
         sig_proxy=values["sig_proxy"] is not False, detach_keys=values["detach_keys"],
         **{k: values[k] for k in RESOURCE_FLAGS})
-    from pathlib import Path
-
     pull = None if values["quiet"] else _pull_reported  # None: the engine pulls silently
-    store = Store.open(Path(root) if root else None)
+    monitor = None if command == "create" else fork_monitor(store_root(root), opts)
+    try:
+        store = Store.open(root)
+    except BaseException:
+        if monitor is not None:
+            monitor.cancel()
+        raise
     try:  # closed here, not by the interpreter's teardown: main.exit_now skips that
         if command == "create":
             print(container_create_from(store, opts, pull).id)
             return 0
-        return container_run(store, opts, pull)
+        return container_run(store, opts, pull, monitor)
     finally:
-        store.close()
+        store.close(exiting=True)
 
 
 def _stop_timeout(text: str | None) -> int | None:
@@ -205,12 +216,14 @@ def _health(values: dict) -> tuple:
 def _pull_reported(store, name: str, missing: bool) -> None:
     """As docker's run pulls: every line on stderr, so the container's stdout holds
     only what the container writes."""
+    import gc
     import sys
 
     from rootless.cli.progress import LayerProgress, pull_progress, pull_status
     from rootless.engine.registry import image_pull
     from rootless.image.reference import parse_reference
 
+    gc.enable()  # off for run_main's start-up; a pull allocates for as long as it lasts
     if missing:
         familiar = parse_reference(name).familiar()
         print(f"Unable to find image '{familiar}' locally", file=sys.stderr, flush=True)

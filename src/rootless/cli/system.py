@@ -67,7 +67,7 @@ def info(ctx: typer.Context,
          format: str = typer.Option("", "--format", "-f",
                                     help="`json` for JSON, or a Go template over docker's "
                                          "fields ({{.Containers}}) and rootless's own "
-                                         "({{.rootfs}}).")) -> None:
+                                         "({{.rootfs}}, {{.kernel_fallbacks}}).")) -> None:
     from rootless.cli.common import get_store
     from rootless.engine.info import docker_info, system_info
 
@@ -84,7 +84,7 @@ def info(ctx: typer.Context,
             for k, v in value.items():
                 print(f"  {k}: {v}")
         elif isinstance(value, list):
-            print(f"{key}:")
+            print(f"{key}:" if value else f"{key}: none")
             for v in value:
                 print(f"  - {v}")
         else:
@@ -207,3 +207,13 @@ def df(ctx: typer.Context,
         lines = render_rows(format or views.DF_TABLE, views.df_summary(usage),
                             views.DF_HEADERS)
     print("\n".join(lines))
+
+
+@app.command("migrate", help="Give the layers of an older store (ownership records) their "
+                             "true owners in this user's subordinate range.")
+def migrate(ctx: typer.Context) -> None:
+    from rootless.cli.common import get_store
+    from rootless.engine.layer_owners import layers_migrate_all
+
+    for line in layers_migrate_all(get_store(ctx)):
+        print(line)

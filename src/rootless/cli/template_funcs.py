@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from collections.abc import Callable
 
 
 class FuncError(Exception):
@@ -20,7 +20,7 @@ class FuncError(Exception):
 # -- printing ---------------------------------------------------------------------------
 
 
-def go_type(value: Any) -> str:
+def go_type(value: object) -> str:
     """Go's name for the type a JSON-decoded value would have (for error messages)."""
     if value is None:
         return "<nil>"
@@ -64,7 +64,7 @@ def go_float(value: float) -> str:
     return f"{prefix}{text[:point]}.{text[point:]}"
 
 
-def go_str(value: Any, top: bool = False) -> str:
+def go_str(value: object, top: bool = False) -> str:
     """fmt's %v of a value; `top` prints a nil as text/template does (`<no value>`)."""
     if value is None:
         return "<no value>" if top else "<nil>"
@@ -79,7 +79,7 @@ def go_str(value: Any, top: bool = False) -> str:
     return str(value)
 
 
-def truth(value: Any) -> bool:
+def truth(value: object) -> bool:
     """Go's template truth: false, 0, nil and empty string/list/dict are false."""
     if value is None:
         return False
@@ -114,7 +114,7 @@ def go_unquote(body: str) -> str:
     return _ESCAPE.sub(one, body)
 
 
-def go_json(value: Any) -> str:
+def go_json(value: object) -> str:
     """Compact JSON as Go's encoding/json writes it (Docker turns HTML escaping off)."""
     if value is None:
         return "null"
@@ -166,7 +166,7 @@ def _json_string(text: str) -> str:
 _VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%])")
 
 
-def go_sprintf(fmt: str, args: list[Any]) -> str:
+def go_sprintf(fmt: str, args: list[object]) -> str:
     """fmt.Sprintf for the verbs --format users write: %s %d %v %q %t %x %f %e %g %c."""
     rest = list(args)
     out, pos = [], 0
@@ -193,7 +193,7 @@ def go_sprintf(fmt: str, args: list[Any]) -> str:
     return "".join(out)
 
 
-def _format_verb(verb: str, flags: str, prec: int | None, arg: Any) -> str:
+def _format_verb(verb: str, flags: str, prec: int | None, arg: object) -> str:
     if verb in "sv":
         text = go_str(arg)
         return text[:prec] if prec is not None and verb == "s" else text
@@ -231,24 +231,24 @@ def _pad(text: str, flags: str, width: int, verb: str) -> str:
 # -- functions --------------------------------------------------------------------------
 
 
-def _want(name: str, args: list[Any], count: int) -> None:
+def _want(name: str, args: list[object], count: int) -> None:
     if len(args) != count:
         raise FuncError(f"wrong number of args for {name}: want {count} got {len(args)}")
 
 
-def _want_str(name: str, value: Any) -> str:
+def _want_str(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise FuncError(f"{name}: wrong type for value; expected string; got {go_type(value)}")
     return value
 
 
-def _want_int(name: str, value: Any) -> int:
+def _want_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise FuncError(f"{name}: wrong type for value; expected int; got {go_type(value)}")
     return value
 
 
-def f_len(*args: Any) -> int:
+def f_len(*args: object) -> int:
     _want("len", list(args), 1)
     value = args[0]
     if isinstance(value, str):
@@ -258,7 +258,7 @@ def f_len(*args: Any) -> int:
     raise FuncError(f"error calling len: len of type {go_type(value)}")
 
 
-def f_index(*args: Any) -> Any:
+def f_index(*args: object) -> object:
     if not args:
         raise FuncError("wrong number of args for index: want at least 1 got 0")
     value = args[0]
@@ -277,11 +277,11 @@ def f_index(*args: Any) -> Any:
     return value
 
 
-def _bad_key(key: Any) -> Any:
+def _bad_key(key: object) -> object:
     raise FuncError(f"error calling index: value has type {go_type(key)}; should be string")
 
 
-def f_slice(*args: Any) -> Any:
+def f_slice(*args: object) -> object:
     if not args:
         raise FuncError("wrong number of args for slice: want at least 1 got 0")
     value, bounds = args[0], [_want_int("slice", a) for a in args[1:]]
@@ -297,7 +297,7 @@ def f_slice(*args: Any) -> Any:
     return value[lo:hi]
 
 
-def _comparable(name: str, a: Any, b: Any) -> None:
+def _comparable(name: str, a: object, b: object) -> None:
     number = (int, float)
     ok = (isinstance(a, bool) == isinstance(b, bool)) and (
         (isinstance(a, number) and isinstance(b, number)) or type(a) is type(b))
@@ -305,7 +305,7 @@ def _comparable(name: str, a: Any, b: Any) -> None:
         raise FuncError(f"error calling {name}: incompatible types for comparison")
 
 
-def f_eq(*args: Any) -> bool:
+def f_eq(*args: object) -> bool:
     if len(args) < 2:
         raise FuncError("error calling eq: missing argument for comparison")
     first = args[0]
@@ -322,27 +322,27 @@ def f_eq(*args: Any) -> bool:
     return False
 
 
-def f_ne(*args: Any) -> bool:
+def f_ne(*args: object) -> bool:
     _want("ne", list(args), 2)
     return not f_eq(*args)
 
 
-def _ordered(name: str, a: Any, b: Any) -> None:
+def _ordered(name: str, a: object, b: object) -> None:
     for v in (a, b):
         if isinstance(v, bool) or not isinstance(v, (int, float, str)):
             raise FuncError(f"error calling {name}: invalid type for comparison")
     _comparable(name, a, b)
 
 
-def _compare(name: str, test: Callable[[Any, Any], bool]) -> Callable[..., bool]:
-    def compare(*args: Any) -> bool:
+def _compare(name: str, test: Callable[[object, object], bool]) -> Callable[..., bool]:
+    def compare(*args: object) -> bool:
         _want(name, list(args), 2)
         _ordered(name, *args)
         return test(*args)
     return compare
 
 
-def f_print(*args: Any) -> str:
+def f_print(*args: object) -> str:
     """fmt.Sprint: a space between operands when neither side is a string."""
     out = []
     for i, arg in enumerate(args):
@@ -352,13 +352,13 @@ def f_print(*args: Any) -> str:
     return "".join(out)
 
 
-def f_printf(*args: Any) -> str:
+def f_printf(*args: object) -> str:
     if not args:
         raise FuncError("wrong number of args for printf: want at least 1 got 0")
     return go_sprintf(_want_str("printf", args[0]), list(args[1:]))
 
 
-def f_join(*args: Any) -> str:
+def f_join(*args: object) -> str:
     _want("join", list(args), 2)
     items, sep = args
     if not isinstance(items, (list, tuple)):
@@ -366,20 +366,20 @@ def f_join(*args: Any) -> str:
     return _want_str("join", sep).join(go_str(i) for i in items)
 
 
-def f_split(*args: Any) -> list[str]:
+def f_split(*args: object) -> list[str]:
     _want("split", list(args), 2)
     text, sep = _want_str("split", args[0]), _want_str("split", args[1])
     return list(text) if sep == "" else text.split(sep)
 
 
-def f_title(*args: Any) -> str:
+def f_title(*args: object) -> str:
     """strings.Title: upper-case the first letter of each word."""
     _want("title", list(args), 1)
     text = _want_str("title", args[0])
     return re.sub(r"(^|[^\w'])(\w)", lambda m: m.group(1) + m.group(2).upper(), text)
 
 
-def f_pad(*args: Any) -> str:
+def f_pad(*args: object) -> str:
     _want("pad", list(args), 3)
     text = _want_str("pad", args[0])
     if text == "":
@@ -387,20 +387,20 @@ def f_pad(*args: Any) -> str:
     return " " * _want_int("pad", args[1]) + text + " " * _want_int("pad", args[2])
 
 
-def f_truncate(*args: Any) -> str:
+def f_truncate(*args: object) -> str:
     _want("truncate", list(args), 2)
     text, n = _want_str("truncate", args[0]), _want_int("truncate", args[1])
     return text if len(text) < n else text[:max(n, 0)]
 
 
-def _unary(name: str, fn: Callable[[Any], Any]) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
+def _unary(name: str, fn: Callable[[object], object]) -> Callable[..., object]:
+    def call(*args: object) -> object:
         _want(name, list(args), 1)
         return fn(args[0])
     return call
 
 
-FUNCS: dict[str, Callable[..., Any]] = {
+FUNCS: dict[str, Callable[..., object]] = {
     "index": f_index, "slice": f_slice, "len": f_len,
     "not": _unary("not", lambda v: not truth(v)),
     "eq": f_eq, "ne": f_ne,

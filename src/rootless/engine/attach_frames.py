@@ -18,6 +18,10 @@ STDIN = 5  # client -> monitor: bytes for the container's stdin; empty: end of i
 RESIZE = 6  # client -> monitor: struct winsize (8 bytes), for the container's pty
 SIGNAL = 7  # client -> monitor: the signal number as 4 bytes big-endian (--sig-proxy)
 CLOSE_OUTPUT = 8  # client -> monitor: 1 byte, the stream it can no longer write (EPIPE)
+# an exec's fakeroot listener (runtime/fakeroot.py), after the hello {"fakeroot": true}:
+# monitor -> client b"ready" (it serves the container's fakeroot) or b"none"; then
+# client -> monitor one such frame carrying the listener descriptor (SCM_RIGHTS)
+FAKEROOT = 9
 
 HEADER = struct.Struct(">B3xI")
 MAX_PAYLOAD = 1 << 20

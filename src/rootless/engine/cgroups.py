@@ -34,10 +34,10 @@ import errno
 import os
 import re
 import time
-from typing import Any, NamedTuple
 
 from rootless.errors import RootlessError
 from rootless.kernel.cgroup2 import cgroup2_mount, host_dir, process_cgroup
+from rootless.records import record
 
 PREFIX = "rootless-"
 LEAF = "container"
@@ -56,18 +56,21 @@ SETUP_PIDS = 2
 READ_LIMIT = 1 << 16
 
 
-class CgroupSupport(NamedTuple):
+@record
+class CgroupSupport:
     usable: bool  # a container cgroup can be made and the container moved into it
     controllers: tuple[str, ...]  # the controllers container cgroups can have
     reason: str  # where container cgroups go, or why there is nowhere
 
 
-class Place(NamedTuple):
+@record
+class Place:
     parent: str | None  # host path of the directory container cgroups are made in
     reason: str  # why there is none (parent None)
 
 
-class Limit(NamedTuple):
+@record
+class Limit:
     flag: str  # the docker flag, for the warning
     controller: str
     file: str  # the interface file in the container's cgroup
@@ -163,8 +166,10 @@ def cpu_weight(shares: int) -> int:
     return math.ceil(10 ** ((power * power + 125 * power) / 612 - 7 / 34))
 
 
-def cgroup_limits(resources: Any) -> list[Limit]:
+def cgroup_limits(resources: object) -> list[Limit]:
     """linux.resources (cgroup v1 units, read as untrusted JSON) -> cgroup v2 files."""
+    if not resources:  # none asked for (every container starts through here)
+        return []
     from rootless.engine.resources import CPU_PERIOD, resources_from_oci
 
     r = resources_from_oci(resources)
@@ -221,7 +226,7 @@ def container_cgroup_name(container_id: str) -> str:
     return name
 
 
-def cgroup_enter(container_id: str, pid: int, resources: Any, place: Place | None = None
+def cgroup_enter(container_id: str, pid: int, resources: object, place: Place | None = None
                  ) -> tuple[str | None, str | None]:
     """Make the container's cgroup, write its limits and move `pid` into its leaf.
     (path of the container's cgroup or None, a WARNING line or None). Never raises for
@@ -297,7 +302,7 @@ def _enable(parent: str, wanted: set[str], offered: set[str]) -> dict[str, str]:
     return missing
 
 
-def cgroup_check(resources: Any, place: Place | None = None) -> str | None:
+def cgroup_check(resources: object, place: Place | None = None) -> str | None:
     """The WARNING line `create` and `run` print for the limits of `resources` that will
     not hold here, foreseen without making anything; None if all will (or none is set)."""
     limits = cgroup_limits(resources)
@@ -378,7 +383,7 @@ def _write_limits(path: str, limits: list[Limit], start: bool) -> dict[str, str]
     return failed
 
 
-def cgroup_settle(path: str, resources: Any) -> None:
+def cgroup_settle(path: str, resources: object) -> None:
     """Once the command runs, the limits that were looser during start-up (SETUP_*)
     take their own values. Best effort, like cgroup_enter."""
     limits = [limit for limit in cgroup_limits(resources) if limit.start is not None]

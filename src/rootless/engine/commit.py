@@ -90,11 +90,11 @@ def _check_changes(changes) -> None:
 def _write_layer(container, path: Path) -> None:
     import os
 
-    from rootless.engine.unshare import call_in_userns
+    from rootless.kernel.storage_ns import call_as_root
 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        call_in_userns(lambda: _layer_to(container, fd))
+        call_as_root(lambda: _layer_to(container, fd))
     finally:
         os.close(fd)
 
@@ -112,11 +112,11 @@ def _layer_to(container, fd: int) -> None:
 def layer_items(found, view) -> list[tuple[str, str]]:
     """The tar items of a layer holding `found` (Change list, sorted by path)."""
     items: list[tuple[str, str]] = []
-    opaque: str | None = None  # the opaque directory being written, if any
+    # opaque directories written whole: a set, not the last one, since sorting puts
+    # `cron-x` (and `cron.d`) between `cron` and `cron/...`
+    opaque: set[str] = set()
     for change in found:
-        inside = opaque is not None and change.path.startswith(opaque + "/")
-        if not inside:
-            opaque = None
+        inside = _under(change.path, opaque)
         if change.kind == "D":
             if not inside:
                 items.append((change.path, "whiteout"))
@@ -126,11 +126,20 @@ def layer_items(found, view) -> list[tuple[str, str]]:
         items.append((change.path, "entry"))
         entry = view.entries[change.path]
         if entry.opaque:
-            opaque = change.path
+            opaque.add(change.path)
             items.append((change.path, "opaque"))
             prefix = change.path + "/"
             items += [(p, "entry") for p in sorted(view.entries) if p.startswith(prefix)]
     return items
+
+
+def _under(path: str, dirs: set[str]) -> bool:
+    parent = path.rpartition("/")[0]
+    while parent:
+        if parent in dirs:
+            return True
+        parent = parent.rpartition("/")[0]
+    return False
 
 
 # ---- the image ----

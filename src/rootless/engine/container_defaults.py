@@ -8,10 +8,8 @@ Fresh objects on every call: callers may change them.
 
 from __future__ import annotations
 
-from typing import Any
 
-
-def host_config_defaults() -> dict[str, Any]:
+def host_config_defaults() -> dict[str, object]:
     return {
         "Binds": None, "ContainerIDFile": "",
         "LogConfig": {"Type": "json-file", "Config": {}},  # the monitor's (engine/monitor.py)
@@ -31,7 +29,7 @@ def host_config_defaults() -> dict[str, Any]:
     }
 
 
-def _resources() -> dict[str, Any]:
+def _resources() -> dict[str, object]:
     """HostConfig's embedded Resources (cgroup limits: none are set when rootless)."""
     return {
         "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
@@ -45,7 +43,7 @@ def _resources() -> dict[str, Any]:
     }
 
 
-def network_defaults() -> dict[str, Any]:
+def network_defaults() -> dict[str, object]:
     return {
         "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
@@ -55,7 +53,7 @@ def network_defaults() -> dict[str, Any]:
     }
 
 
-def endpoint_defaults() -> dict[str, Any]:
+def endpoint_defaults() -> dict[str, object]:
     """One entry of NetworkSettings.Networks (moby's network.EndpointSettings)."""
     return {
         "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",

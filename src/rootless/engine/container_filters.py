@@ -10,12 +10,13 @@ config.json only when one of those asks for its mounts or its storage driver.
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
 
 from rootless.engine.containers import (ContainerRow, container_dir, container_list,
                                         container_lookup)
 from rootless.engine.image_list import labels_match, parse_filters, until_cutoff
 from rootless.errors import ImageError
+from rootless.records import record
 
 PS_FILTERS = ("name", "id", "status", "exited", "label", "ancestor", "before", "since",
               "volume", "health")
@@ -156,7 +157,8 @@ def container_sizes(store, row: ContainerRow) -> tuple[int, int]:
     return found["SizeRw"], found["SizeRootFs"]
 
 
-class PruneReport(NamedTuple):
+@record
+class PruneReport:
     deleted: list[str]  # full ids
     reclaimed: int  # bytes the containers had written
 

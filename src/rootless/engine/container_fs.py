@@ -5,7 +5,7 @@ directory and the image's layers are read from here as they are for a stopped on
 (overlayfs(5) lets the upper layer be read while mounted). Files may change under us
 meanwhile, as with docker, unless the caller pauses it: `commit` does by default.
 
-The trees are read in a user namespace with the user's id map (engine/unshare.py),
+The trees are read in a user namespace with the user's id map (kernel/storage_ns.py),
 through engine/container_tree.py: descriptors only, no symlink of the container's tree
 ever followed; a file's data is opened through the in-root resolver (kernel/paths.py)
 with O_NOFOLLOW, relative to the root it came from.
@@ -55,18 +55,22 @@ class StoppedContainer:
         upper, rootfs = self.dir / "upper", self.dir / "rootfs"
         self.overlay = not _has_entries(rootfs)
         self.mount_points = _mount_points(self.dir / "config.json")
+        self.fuse = _fuse_rootfs(self.dir / "config.json")
         if self.overlay and not upper.is_dir():
             raise RootlessError(f"container {ref} has no filesystem (upper/ is missing)")
 
     def views(self):
         """(the image's view, the container's view, how many roots they share)."""
         from rootless.engine.container_tree import View, layer_root, plain_root, upper_root
+        from rootless.runtime.fakeroot_owners import owners_read
 
         image = View([layer_root(p) for p in self.layers])
+        owners = owners_read(str(self.dir))  # the fakeroot's records of symlinks, fifos
         if self.overlay:
-            roots = [upper_root(str(self.dir / "upper"))] + [layer_root(p) for p in self.layers]
-            return image, View(roots), len(self.layers)
-        return image, View([plain_root(str(self.dir / "rootfs"))]), 0
+            roots = [upper_root(str(self.dir / "upper"), aufs=self.fuse)] + [
+                layer_root(p) for p in self.layers]
+            return image, View(roots, owners), len(self.layers)
+        return image, View([plain_root(str(self.dir / "rootfs"))], owners), 0
 
 
 def _mount_points(spec_path: Path) -> set[str]:
@@ -85,6 +89,16 @@ def _mount_points(spec_path: Path) -> set[str]:
     return points
 
 
+def _fuse_rootfs(spec_path: Path) -> bool:
+    """Whether our FUSE overlay wrote the container's upper/ (engine/spec.py)."""
+    from rootless.engine.container_inspect import spec_read
+    from rootless.runtime.annotations import ROOTFS_OVERLAY_ANNOTATION
+
+    spec, _ = spec_read(spec_path)
+    annotations = spec.get("annotations") if isinstance(spec.get("annotations"), dict) else {}
+    return '"driver": "fuse"' in str(annotations.get(ROOTFS_OVERLAY_ANNOTATION) or "")
+
+
 def _has_entries(path: Path) -> bool:
     try:
         with os.scandir(path) as entries:
@@ -100,7 +114,7 @@ def container_diff(store, ref: str) -> list[str]:
     import tempfile
 
     from rootless.engine.container_tree import changes
-    from rootless.engine.unshare import call_in_userns
+    from rootless.kernel.storage_ns import call_as_root
 
     container = StoppedContainer(store, ref, "diff")
     with tempfile.TemporaryFile() as out:
@@ -110,7 +124,7 @@ def container_diff(store, ref: str) -> list[str]:
             text = "".join(f"{c.kind} /{c.path}\n" for c in found)
             os.write(out.fileno(), text.encode("utf-8", "surrogateescape"))
 
-        call_in_userns(work)
+        call_as_root(work)
         out.seek(0)
         return out.read().decode("utf-8", "surrogateescape").splitlines()
 
@@ -123,7 +137,7 @@ def container_export(store, ref: str, output: str | None) -> None:
     stdout, which must not be a terminal."""
     import sys
 
-    from rootless.engine.unshare import call_in_userns
+    from rootless.kernel.storage_ns import call_as_root
 
     container = StoppedContainer(store, ref, "export")
     if output is None:
@@ -132,7 +146,7 @@ def container_export(store, ref: str, output: str | None) -> None:
                                 "redirect")
         sys.stdout.flush()
         fd = sys.stdout.fileno()
-        call_in_userns(lambda: _export_to(container, fd))
+        call_as_root(lambda: _export_to(container, fd))
         return
     target = Path(output)
     if target.is_dir():
@@ -144,7 +158,7 @@ def container_export(store, ref: str, output: str | None) -> None:
         raise RootlessError(f"cannot write {output}: {(e.strerror or str(e)).lower()}") from None
     try:
         try:
-            call_in_userns(lambda: _export_to(container, fd))
+            call_as_root(lambda: _export_to(container, fd))
             os.fsync(fd)
         finally:
             os.close(fd)

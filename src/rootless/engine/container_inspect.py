@@ -16,10 +16,9 @@ import os
 import shlex
 import stat
 import time
-from typing import Any
 
 from rootless.engine.containers import (ContainerRow, container_dir, container_list,
-                                        container_lookup)
+                                        container_lookup, container_path)
 from rootless.engine.container_settings import LOG_FILE, settings_read
 from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
                                           PRIVILEGED_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION,
@@ -31,14 +30,14 @@ ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as docker prints it
 UNLIMITED = 2**64 - 1  # RLIM_INFINITY in an OCI rlimit; docker's --ulimit says -1
 
 
-def container_inspect(store, ref: str, size: bool = False) -> dict[str, Any]:
+def container_inspect(store, ref: str, size: bool = False) -> dict[str, object]:
     """One container as `docker container inspect` shows it; NotFoundError if `ref`
     names none. `size` adds SizeRw and SizeRootFs (docker's -s)."""
     record = container_lookup(store, ref)
     row = next((r for r in container_list(store) if r.record.id == record.id),
                ContainerRow(record, None, None))
-    cdir = container_dir(store, record.id)
-    spec, started = spec_read(cdir / "config.json")
+    cdir = container_path(store, record.id)
+    spec, started = spec_read(os.path.join(cdir, "config.json"))
     settings = settings_read(cdir)
     driver, graph = graph_driver(spec)
     path, *args = shlex.split(record.command) or [""]
@@ -49,10 +48,10 @@ def container_inspect(store, ref: str, size: bool = False) -> dict[str, Any]:
         "Args": args,
         "State": state(row, started, cdir if settings.healthcheck else None),
         "Image": record.image_id,
-        "ResolvConfPath": _existing(cdir / "resolv.conf"),
-        "HostnamePath": _existing(cdir / "hostname"),
-        "HostsPath": _existing(cdir / "hosts"),
-        "LogPath": _existing(cdir / LOG_FILE),
+        "ResolvConfPath": _existing(os.path.join(cdir, "resolv.conf")),
+        "HostnamePath": _existing(os.path.join(cdir, "hostname")),
+        "HostsPath": _existing(os.path.join(cdir, "hosts")),
+        "LogPath": _existing(os.path.join(cdir, LOG_FILE)),
         "Name": "/" + record.name,
         "RestartCount": row.restart_count,
         "Driver": driver,
@@ -74,7 +73,7 @@ def container_inspect(store, ref: str, size: bool = False) -> dict[str, Any]:
 
 # ---- reading config.json ----
 
-def spec_read(path: os.PathLike) -> tuple[dict[str, Any], float | None]:
+def spec_read(path: os.PathLike) -> tuple[dict[str, object], float | None]:
     """(the OCI spec at `path`, its mtime: when the run that wrote it started); ({},
     None) if it is missing, not a regular file, too large or not a JSON object. Opened
     O_PATH|O_NOFOLLOW, then read through kernel/paths.read_regular, which refuses
@@ -100,7 +99,7 @@ def spec_read(path: os.PathLike) -> tuple[dict[str, Any], float | None]:
     return (spec, mtime) if isinstance(spec, dict) else ({}, None)
 
 
-def field(obj: Any, *keys: str, kind: type | tuple[type, ...] = str, default: Any = None):
+def field(obj: object, *keys: str, kind: type | tuple[type, ...] = str, default: object = None):
     """obj[k1][k2]... if every step is a JSON object and the value is of `kind`."""
     for key in keys:
         if not isinstance(obj, dict):
@@ -111,7 +110,7 @@ def field(obj: Any, *keys: str, kind: type | tuple[type, ...] = str, default: An
     return obj if isinstance(obj, kind) else default
 
 
-def strings(obj: Any, *keys: str) -> list[str] | None:
+def strings(obj: object, *keys: str) -> list[str] | None:
     """A list of strings at obj[k1][k2]..., else None."""
     value = field(obj, *keys, kind=list)
     if value is None or not all(isinstance(v, str) for v in value):
@@ -137,7 +136,7 @@ def rfc3339(seconds: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + fraction + "Z"
 
 
-def state(row: ContainerRow, started: float | None, cdir=None) -> dict[str, Any]:
+def state(row: ContainerRow, started: float | None, cdir=None) -> dict[str, object]:
     """Docker's State. Containers started before the record kept a start time have
     config.json's mtime (written just before they started) in its place."""
     running = row.running
@@ -156,7 +155,7 @@ def state(row: ContainerRow, started: float | None, cdir=None) -> dict[str, Any]
     }
 
 
-def _health(cdir, running: bool) -> dict[str, Any]:
+def _health(cdir, running: bool) -> dict[str, object]:
     """State.Health, for a container with a healthcheck (docker omits the key
     otherwise); "starting" before the monitor's first word."""
     if cdir is None:
@@ -208,7 +207,7 @@ def user_binds(spec: dict, cdir: os.PathLike) -> list[tuple[str, str, bool]]:
     return binds
 
 
-def mounts(spec: dict, cdir: os.PathLike) -> list[dict[str, Any]]:
+def mounts(spec: dict, cdir: os.PathLike) -> list[dict[str, object]]:
     """docker's Mounts: binds, and volumes (a bind of the store's volumes/NAME/_data)."""
     from rootless.engine.volumes import volume_name_of
 
@@ -247,7 +246,7 @@ def security_options(spec: dict) -> list[str] | None:
     return options or None
 
 
-def ulimits(spec: dict) -> list[dict[str, Any]] | None:
+def ulimits(spec: dict) -> list[dict[str, object]] | None:
     """docker's Ulimits from process.rlimits (RLIMIT_NOFILE -> nofile, infinity -> -1)."""
     result = []
     for limit in field(spec, "process", "rlimits", kind=list, default=[]):
@@ -262,7 +261,7 @@ def ulimits(spec: dict) -> list[dict[str, Any]] | None:
 
 
 def host_config(spec: dict, auto_remove: bool, cdir: os.PathLike,
-                settings=None) -> dict[str, Any]:
+                settings=None) -> dict[str, object]:
     """Docker's HostConfig: what the spec records, docker's zero value for the rest."""
     from rootless.engine.container_defaults import host_config_defaults
     from rootless.engine.resources import resources_host_config
@@ -292,7 +291,7 @@ def host_config(spec: dict, auto_remove: bool, cdir: os.PathLike,
     }
 
 
-def _lifecycle_host_config(settings) -> dict[str, Any]:
+def _lifecycle_host_config(settings) -> dict[str, object]:
     if settings is None:
         return {}
     return {"RestartPolicy": {"Name": settings.restart,
@@ -301,7 +300,7 @@ def _lifecycle_host_config(settings) -> dict[str, Any]:
 
 
 def config(store, record, spec: dict, labels: dict[str, str] | None = None,
-           settings=None) -> dict[str, Any]:
+           settings=None) -> dict[str, object]:
     """Docker's Config: the process of config.json, what the image adds (volumes, stop
     signal) while it is still in the store; the labels the container was made with
     (the image's, for a container made before labels were recorded)."""
@@ -347,7 +346,7 @@ def config(store, record, spec: dict, labels: dict[str, str] | None = None,
     return result
 
 
-def _image_config(store, image_id: str) -> dict[str, Any]:
+def _image_config(store, image_id: str) -> dict[str, object]:
     """The image's `config` section, {} once the image is gone (or unreadable)."""
     from rootless.store import metadata as md
 
@@ -359,7 +358,7 @@ def _image_config(store, image_id: str) -> dict[str, Any]:
     return section if isinstance(section, dict) else {}
 
 
-def network_settings(mode: str) -> dict[str, Any]:
+def network_settings(mode: str) -> dict[str, object]:
     from rootless.engine.container_defaults import endpoint_defaults, network_defaults
 
     networks = {mode: endpoint_defaults()} if mode else {}

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-from typing import NamedTuple
 
 from rootless.errors import UsageError
+from rootless.records import record
 
 SETTINGS_FILE = "settings.json"
 LOG_FILE = "container-json.log"  # docker's json-file log, written by the monitor
@@ -23,7 +22,8 @@ RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 DEFAULT_STOP_TIMEOUT = 10  # seconds, docker's
 
 
-class Healthcheck(NamedTuple):
+@record
+class Healthcheck:
     """Docker's HealthConfig, durations in seconds (docker stores nanoseconds)."""
 
     test: tuple[str, ...]  # ("CMD", ...) | ("CMD-SHELL", "cmd") | ("NONE",)
@@ -39,7 +39,8 @@ class Healthcheck(NamedTuple):
                 "Retries": self.retries}
 
 
-class Settings(NamedTuple):
+@record
+class Settings:
     restart: str = "no"
     max_retries: int = 0
     stop_signal: str = "SIGTERM"
@@ -71,22 +72,24 @@ def parse_restart(text: str) -> tuple[str, int]:
     return name, int(count)
 
 
-def settings_write(cdir: Path, settings: Settings) -> None:
+def settings_write(cdir: str | os.PathLike, settings: Settings) -> None:
     data = settings._asdict()
     if settings.healthcheck is not None:
         data["healthcheck"] = settings.healthcheck._asdict()
-    tmp = cdir / (SETTINGS_FILE + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, cdir / SETTINGS_FILE)
+    path = os.path.join(cdir, SETTINGS_FILE)
+    with open(path + ".tmp", "w") as f:
+        f.write(json.dumps(data))
+    os.replace(path + ".tmp", path)
 
 
-def settings_read(cdir: Path) -> Settings:
+def settings_read(cdir: str | os.PathLike) -> Settings:
     """The container's settings; the defaults where the file or a field is missing or
     of the wrong type (a container made before settings existed has none)."""
     from rootless.kernel.paths import read_regular_path
 
     try:
-        data = json.loads(read_regular_path(str(cdir / SETTINGS_FILE), SETTINGS_LIMIT))
+        data = json.loads(read_regular_path(os.path.join(cdir, SETTINGS_FILE),
+                                            SETTINGS_LIMIT))
     except (OSError, ValueError):
         return Settings()
     if not isinstance(data, dict):

@@ -11,12 +11,15 @@ deletion depends on who wrote the root, so a container cannot forge one:
 - upper/ (written by kernel overlayfs, `userxattr`, Linux 5.11): a character device 0:0
   is a whiteout (what overlayfs itself reads), user.overlay.opaque=y an opaque directory
   (the container cannot set user.overlay.* through the mount); a file the container named
-  `.wh.x` is just a file;
+  `.wh.x` is just a file. Written by our FUSE overlay, `.wh.` names are whiteouts too:
+  where the kernel refuses to make a 0:0 device (before Linux 5.8) it keeps the AUFS form,
+  and it lets no container make a `.wh.` name (fs/fuse_tree.py);
 - rootfs/ of the copy strategy: the container's final view; nothing is special.
 
 Owners: user.containers.override_stat ("UID:GID:0MODE[:KIND]", containers-storage's
-record) when present, else the owner the kernel shows. The walks run as root of a user
-namespace with the user's id map (engine/unshare.py), where files of subordinate ids
+record) when present, else, in the container's view, the fakeroot's sidecar record of a
+symlink, fifo or socket (runtime/fakeroot_owners.py), else the owner the kernel shows. The walks run as root of a user
+namespace with the user's id map (kernel/storage_ns.py), where files of subordinate ids
 show their ids inside the container and every file can be read.
 
 The comparison is Docker's (moby pkg/archive changes.go): a path only in the container
@@ -48,8 +51,9 @@ def layer_root(path: str) -> Root:
     return Root(path, True, True)
 
 
-def upper_root(path: str) -> Root:
-    return Root(path, True, False)
+def upper_root(path: str, aufs: bool = False) -> Root:
+    """`aufs`: written by our FUSE overlay (see the module's note)."""
+    return Root(path, True, aufs)
 
 
 def plain_root(path: str) -> Root:
@@ -102,10 +106,12 @@ def changed(old: Meta, new: Meta) -> bool:
 
 
 class View:
-    """The merged tree of `roots` (top first): relative path -> Entry."""
+    """The merged tree of `roots` (top first): relative path -> Entry. `owners`: the
+    container's fakeroot sidecar records (path -> record), for its own view."""
 
-    def __init__(self, roots: list[Root]) -> None:
+    def __init__(self, roots: list[Root], owners: dict[str, dict] | None = None) -> None:
         self.roots = roots
+        self.owners = owners or {}
         self.entries: dict[str, Entry] = {}
         hidden: set[str] = set()  # deleted by a higher root: lower roots do not show it
         opaque: set[str] = set()  # directories whose lower content is hidden
@@ -166,7 +172,10 @@ class View:
                 continue
             have = self.entries.get(path)
             if have is None:
-                have = Entry(index, st, _override(fd, name, st), False)
+                override = _override(fd, name, st)
+                if override is None and self.owners:
+                    override = _owner_record(self.owners, fd, name, path, st)
+                have = Entry(index, st, override, False)
                 self.entries[path] = have
             if stat.S_ISDIR(st.st_mode) and stat.S_ISDIR(have.st.st_mode) and path not in opaque:
                 subdirs.append(name)
@@ -205,6 +214,22 @@ def _override(dir_fd: int, name: str, st: os.stat_result) -> str | None:
     return value[:256].decode("ascii", "replace")
 
 
+def _owner_record(owners: dict[str, dict], dir_fd: int, name: str, path: str,
+                  st: os.stat_result) -> str | None:
+    """A sidecar record of the fakeroot's for an entry that cannot carry an xattr."""
+    from rootless.runtime.fakeroot_owners import owners_value
+
+    if path not in owners or stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return None
+    target = None
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(name, dir_fd=dir_fd)
+        except OSError:
+            return None
+    return owners_value(owners, path, stat.S_IFMT(st.st_mode), target)
+
+
 class Change(NamedTuple):
     kind: str  # "A", "C" or "D"
     path: str  # relative, no leading slash
@@ -221,8 +246,9 @@ def changes(image: View, container: View, same_roots: int,
         old = image.entries.get(path)
         if old is None:
             found[path] = "A"
-        elif entry.root - offset == old.root and entry.root >= len(container.roots) - same_roots:
-            continue
+        elif entry.root - offset == old.root and entry.override == old.override and \
+                entry.root >= len(container.roots) - same_roots:
+            continue  # still the image's own (a sidecar record would change it)
         elif changed(old.meta(), entry.meta()):
             found[path] = "C"
     for path in image.entries:

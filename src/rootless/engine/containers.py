@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from typing import NamedTuple
-from pathlib import Path
 
 from rootless.errors import NotFoundError, RootlessError
 from rootless.kernel.procs import pid_alive
+from rootless.records import record
 
 _ADJECTIVES = ("agile", "brave", "calm", "eager", "fond", "gentle", "happy", "jolly",
                "keen", "lucid", "merry", "nifty", "proud", "quiet", "sharp", "swift",
@@ -51,7 +50,8 @@ def name_in_use(name: str, owner: str) -> NameInUseError:
         "that name.")
 
 
-class ContainerRecord(NamedTuple):
+@record
+class ContainerRecord:
     id: str
     name: str
     image_id: str
@@ -84,8 +84,20 @@ def labels_annotations(labels: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if not k.startswith(_RESERVED_ANNOTATIONS)}
 
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `run` and `exec` do without pathlib (store/store.py)
+    from pathlib import Path
+
+
 def container_dir(store, container_id: str) -> Path:
-    return Path(store.containers_dir) / container_id
+    from pathlib import Path
+
+    return Path(container_path(store, container_id))
+
+
+def container_path(store, container_id: str) -> str:
+    """container_dir as a str (for `run`, `exec` and the monitor: no pathlib)."""
+    return os.path.join(store.dir, "containers", container_id)
 
 
 def random_name() -> str:
@@ -103,14 +115,14 @@ def container_create(store, image_id: str, image_name: str, command: str,
     name = None if name is None else name_check(name)
     record = ContainerRecord(cid, name or random_name(), image_id, image_name, command,
                              time.time(), "created", auto_remove)
-    tmp = store.temp_path("new-container")  # one owner per command (store/temp.py)
-    tmp.mkdir(mode=0o700)
+    tmp = store.temp_name("new-container")  # one owner per command (store/temp.py)
+    os.mkdir(tmp, mode=0o700)
     # its op lock is ours before the directory is in place, and until we release it
     # (container_release): no `rm` or `prune` can take a container being set up
-    _HELD[cid] = _lock_file(tmp / OP_LOCK)
+    _HELD[cid] = _lock_file(os.path.join(tmp, OP_LOCK))
     try:
         record = _insert(store, record, name is None, labels or {})
-        os.rename(tmp, container_dir(store, cid))
+        os.rename(tmp, container_path(store, cid))
     except BaseException:
         from rootless.kernel.remove import rmtree_owned
 
@@ -143,7 +155,8 @@ def _lock_file(path) -> int:
 def _insert(store, record: ContainerRecord, generated_name: bool,
             labels: dict[str, str]) -> ContainerRecord:
     import json
-    import sqlite3
+
+    from rootless.store.store import sqlite3  # the C module (store/store.py)
 
     for attempt in range(20):
         name = record.name if attempt == 0 else f"{random_name()}{attempt}"
@@ -154,7 +167,7 @@ def _insert(store, record: ContainerRecord, generated_name: bool,
                     " command, spec_path, auto_remove, labels) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (record.id, name, record.image_id, record.image_name, record.created,
                      record.state, record.command,
-                     str(container_dir(store, record.id) / "config.json"),
+                     os.path.join(container_path(store, record.id), "config.json"),
                      int(record.auto_remove), json.dumps(labels, sort_keys=True)))
             return record._replace(name=name)
         except sqlite3.IntegrityError:
@@ -205,7 +218,7 @@ def container_remove(store, container_id: str, volumes: bool = False) -> None:
         "WHERE containers.id=? AND images.removed=1", (container_id,)).fetchone()
     with store.db:
         store.db.execute("DELETE FROM containers WHERE id=?", (container_id,))
-    _remove_dir(store, container_dir(store, container_id))
+    _remove_dir(store, container_path(store, container_id))
     from rootless.engine.cgroups import cgroup_cleanup
 
     cgroup_cleanup(container_id)  # what a monitor killed with SIGKILL left behind
@@ -220,11 +233,11 @@ def container_remove(store, container_id: str, volumes: bool = False) -> None:
         image_release(store, removed[0])
 
 
-def _remove_dir(store, path: Path) -> None:
+def _remove_dir(store, path: str) -> None:
     """Move a container's directory into tmp/ (gone from containers/ at once), then
     remove it there: a command killed midway leaves an entry of tmp/ that the next
     clean_temp finishes, never a directory no row names."""
-    doomed = store.temp_path("old-container")
+    doomed = store.temp_name("old-container")
     try:
         os.rename(path, doomed)
     except FileNotFoundError:
@@ -232,17 +245,13 @@ def _remove_dir(store, path: Path) -> None:
     remove_tree(doomed)
 
 
-def remove_tree(path: Path) -> None:
+def remove_tree(path: str | os.PathLike) -> None:
     """Remove a tree of the store; files that subordinate ids created inside it are
-    not ours to delete from outside, so removal falls back to a user namespace."""
-    from rootless.kernel.remove import rmtree_owned
+    not ours to delete from outside, so removal falls back to the storage namespace
+    (kernel/storage_ns.py)."""
+    from rootless.kernel.storage_ns import remove_tree as remove
 
-    try:
-        rmtree_owned(path)
-    except PermissionError:
-        from rootless.engine.unshare import rmtree_in_userns
-
-        rmtree_in_userns(path)
+    remove(path)
 
 
 def container_lookup(store, ref: str) -> ContainerRecord:
@@ -259,7 +268,8 @@ def container_lookup(store, ref: str) -> ContainerRecord:
     return ContainerRecord(*rows[0][:7], bool(rows[0][7]))
 
 
-class ContainerRow(NamedTuple):
+@record
+class ContainerRow:
     record: ContainerRecord
     pid: int | None
     exit_code: int | None
@@ -385,7 +395,7 @@ def container_op_lock(store, container_id: str):
         yield
         return
     try:
-        fd = _lock_file(container_dir(store, container_id) / OP_LOCK)
+        fd = _lock_file(os.path.join(container_path(store, container_id), OP_LOCK))
     except (FileNotFoundError, NotADirectoryError):
         yield
         return

@@ -17,10 +17,13 @@ and descriptors the parent hands it.
   init's user namespace (setns(2); the user owns it, so the kernel grants it every
   capability there).
 - A stopped or created container: there is no mount. The child makes a user namespace
-  with the container's id maps and a mount namespace of its own, and mounts the
+  with the container's id maps (kernel/storage_ns.enter, the one way into such a
+  namespace) and a mount namespace of its own, and mounts the
   container's root and its bind mounts (volumes) there with the runtime's own steps
   (runtime/plan.rootfs_steps, the BindMount steps of mount_steps, run by the
-  runtime's executor, which resolves every mount point in the root). This is simpler
+  runtime's executor, which resolves every mount point in the root; a root of our FUSE
+  overlay gets a server of its own, started before the child, which trusts the child
+  as its only client: fs/fuse_server.py). This is simpler
   and safer than writing into upper/ by hand: overlayfs itself applies its rules
   (copy-up with metadata, whiteouts, opaque directories), exactly as for a running
   container, and both cases then share every line of the copy. A read-only root is
@@ -98,46 +101,44 @@ def helper_start(target: Target, work: Work, child_closes: tuple[int, ...] = ())
     sys.stdout.flush()
     sys.stderr.flush()
     opened = _open_init(target) if target.pid is not None else None
+    server = _fuse_server(target) if opened is None else None
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)  # parent -> child: the id maps are written
     parent = os.getpid()
     try:
         pid = os.fork()
     except BaseException:
-        for fd in (report_r, report_w, go_r, go_w, *(opened or ())):
+        for fd in (report_r, report_w, *(opened or ())):
             os.close(fd)
+        if server is not None:
+            server.close()
         raise
     if pid == 0:
         os.close(report_r)
-        os.close(go_w)
-        _child_main(target, work, opened, parent, report_w, go_r, child_closes)
+        _child_main(target, work, opened, parent, report_w, child_closes,
+                    server.channel if server is not None else None)
     os.close(report_w)
-    os.close(go_r)
     for fd in opened or ():
         os.close(fd)
-    helper = Helper(pid, report_r)
+    if server is not None:
+        server.close()  # the helper has its end; the server ends with its mount
+    return Helper(pid, report_r)
+
+
+def _fuse_server(target: Target):
+    """A stopped container of our FUSE overlay is mounted by a server of its own, which
+    trusts its one client, the helper (fs/fuse_server.py); None for the others."""
+    from rootless.runtime.annotations import ROOTFS_OVERLAY_ANNOTATION
+
+    if '"fuse"' not in ((target.spec.get("annotations") or {}).get(
+            ROOTFS_OVERLAY_ANNOTATION) or ""):
+        return None
+    from rootless.fs.fuse_server import PendingServer, config_from_spec
+
     try:
-        if opened is None:
-            _map_ids(helper, target, go_w)
-    except BaseException:
-        helper.kill()
-        raise
-    finally:
-        os.close(go_w)
-    return helper
-
-
-def _map_ids(helper: Helper, target: Target, go_w: int) -> None:
-    """A stopped container's helper unshared its user namespace: give it the
-    container's id maps (newuidmap for a subordinate range)."""
-    from rootless.kernel.idmap import detect_maps, maps_from_spec, write_maps
-
-    report = helper.next_report()
-    if report.get("unshared") is not True:
-        raise CopyError("the copy helper process failed to start")
-    maps = maps_from_spec(target.spec.get("linux") or {}) or detect_maps()
-    write_maps(helper.pid, maps)
-    os.write(go_w, b"M")
+        return PendingServer(config_from_spec(target.spec)._replace(trusted=True))
+    except (OSError, ValueError, KeyError) as e:
+        raise CopyError(f"cannot start the FUSE overlay's server for container "
+                        f"{target.ref}: {e}") from None
 
 
 # ---- a running container's init ----
@@ -197,7 +198,8 @@ def _start_time_at(proc_fd: int) -> int | None:
 # ---- the child: never returns ----
 
 def _child_main(target: Target, work: Work, opened: tuple[int, int] | None, parent: int,
-                report_w: int, go_r: int, child_closes: tuple[int, ...]) -> None:
+                report_w: int, child_closes: tuple[int, ...],
+                fuse_channel: int | None = None) -> None:
     def report(message: dict) -> None:
         data = json.dumps(message).encode() + b"\n"
         while data:
@@ -207,7 +209,7 @@ def _child_main(target: Target, work: Work, opened: tuple[int, int] | None, pare
     try:
         for fd in child_closes:
             os.close(fd)
-        root_fd = _enter(target, opened, parent, report, go_r)
+        root_fd = _enter(target, opened, parent, fuse_channel)
         work(root_fd, report)
         code = 0
     except CopyError as e:
@@ -232,8 +234,8 @@ def _report_quietly(report: Report, message: str) -> None:
         pass
 
 
-def _enter(target: Target, opened: tuple[int, int] | None, parent: int, report: Report,
-           go_r: int) -> int:
+def _enter(target: Target, opened: tuple[int, int] | None, parent: int,
+           fuse_channel: int | None = None) -> int:
     from rootless.kernel import constants as k
     from rootless.kernel.syscalls import RealSyscalls
 
@@ -247,18 +249,18 @@ def _enter(target: Target, opened: tuple[int, int] | None, parent: int, report: 
         sys.setns(userns_fd, k.CLONE_NEWUSER)
         os.close(userns_fd)
         return root_fd
-    sys.unshare(k.CLONE_NEWUSER)
-    report({"unshared": True})
-    if os.read(go_r, 1) != b"M":
-        os._exit(1)  # the parent could not map the ids, and says so itself
+    from rootless.kernel.idmap import detect_maps, maps_from_spec
+    from rootless.kernel.storage_ns import enter
+
+    enter(maps_from_spec(target.spec.get("linux") or {}) or detect_maps())
     # only now: a process that is not dumpable has /proc/PID files owned by root, and
-    # the parent could not have written its uid_map (proc(5))
+    # newuidmap could not have written its uid_map (proc(5))
     sys.prctl(k.PR_SET_DUMPABLE, 0)
     sys.unshare(k.CLONE_NEWNS)
-    return _mount_root(target, sys)
+    return _mount_root(target, sys, fuse_channel)
 
 
-def _mount_root(target: Target, sys) -> int:
+def _mount_root(target: Target, sys, fuse_channel: int | None = None) -> int:
     """Mount a stopped container's root and its bind mounts in this (private) mount
     namespace; an O_PATH descriptor of the root."""
     from rootless.kernel import constants as k
@@ -270,7 +272,12 @@ def _mount_root(target: Target, sys) -> int:
         raise CopyError(f"container {target.ref} has no root filesystem in its config")
     binds = [s for s in p.mount_steps(spec, owns_netns=False) if isinstance(s, p.BindMount)]
     executor = Executor(sys)
-    executor.run((p.MakeMountsPrivate(), *p.rootfs_steps(spec), *binds))
-    if spec["root"].get("readonly"):
-        sys.mount_setattr(executor.root_fd, "", k.AT_EMPTY_PATH, k.MOUNT_ATTR_RDONLY)
+    rootfs = tuple(p.rootfs_steps(spec))
+    if fuse_channel is not None:
+        rootfs = p.with_fuse_channel(rootfs, fuse_channel)
+    executor.run((p.MakeMountsPrivate(), *rootfs, *binds))
+    if spec["root"].get("readonly"):  # bind remounts where mount_setattr is missing
+        from rootless.runtime.mount_attrs import set_mount_attrs
+
+        set_mount_attrs(sys, executor.root_fd, "", k.MOUNT_ATTR_RDONLY, recursive=False)
     return executor.root_fd

@@ -27,7 +27,8 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
-from rootless.engine.containers import ContainerRow, container_dir, container_row
+from rootless.engine.containers import (ContainerRow, container_dir, container_path,
+                                        container_row)
 from rootless.errors import NotFoundError, RootlessError, UsageError
 from rootless.runtime.process import Started, StdioOptions
 
@@ -58,7 +59,7 @@ def exec_start(store, container_id: str, argv: list[str] | tuple[str, ...],
     if row is None:
         raise NotFoundError(f"no such container: {container_id}")
     pid, start = init_process(row)
-    spec = spec_load(container_dir(store, container_id) / "config.json")
+    spec = spec_load(os.path.join(container_path(store, container_id), "config.json"))
     if not isinstance(spec.get("process"), dict) or not isinstance(spec.get("linux"), dict):
         raise RootlessError(f"container {container_id}: its config.json is missing or "
                             "damaged")
@@ -67,12 +68,78 @@ def exec_start(store, container_id: str, argv: list[str] | tuple[str, ...],
         raise RootlessError(f"container {container_id}: its config.json has no id maps")
     process = exec_process(spec, pid, start, maps, ExecRequest(
         tuple(argv), env, env_files, user, workdir, privileged, stdio.terminal))
-    plan = build_exec_plan(spec, process, not maps.use_helpers, pid, start)
-    if debug:
-        import sys
+    fakeroot, monitor = exec_fakeroot(store, container_id, not maps.use_helpers,
+                                      not spec["linux"].get("seccomp"))
+    try:
+        plan = build_exec_plan(spec, process, not maps.use_helpers, pid, start, fakeroot)
+        if debug:
+            import sys
 
-        print(plan.describe(), file=sys.stderr)
-    return start_joined(plan, stdio)
+            print(plan.describe(), file=sys.stderr)
+        started = start_joined(plan, stdio)
+        if started.listener is not None:
+            started = _hand_listener(monitor, started)
+    finally:
+        if monitor is not None:
+            monitor.close()
+    return started
+
+
+def exec_fakeroot(store, container_id: str, single_id: bool, unconfined: bool):
+    """(fakeroot mode, the monitor's socket or None) for a process exec'd into the
+    container: in single-id mode its filter sends the fakeroot's calls to the
+    container's monitor (runtime/fakeroot.py), as the init's does, if the monitor says
+    it serves them; else they are faked (errno mode), never left without an answer."""
+    from rootless.runtime.seccomp_fakeroot import fakeroot_mode
+
+    mode, _ = fakeroot_mode(single_id, served=True, unconfined=unconfined)
+    if mode != "notify":
+        return mode, None
+    from rootless.engine import attach_frames as af
+    from rootless.engine.lifecycle import connect_monitor
+
+    sock = connect_monitor(store, container_id, {"fakeroot": True})
+    if sock is None:
+        return "errno", None
+    reader, frames = af.FrameReader(), []
+    try:
+        sock.settimeout(FAKEROOT_HELLO_TIMEOUT)
+        while not frames:
+            data = sock.recv(64)
+            if not data:
+                break
+            frames = reader.feed(data)
+    except (OSError, ValueError):
+        frames = []
+    if frames != [(af.FAKEROOT, b"ready")]:
+        sock.close()
+        return "errno", None
+    return "notify", sock
+
+
+FAKEROOT_HELLO_TIMEOUT = 10.0  # the monitor answers from its poll loop at once
+
+
+def _hand_listener(monitor, started: Started) -> Started:
+    """Send the exec'd process's fakeroot listener to the container's monitor, which
+    answers its trapped calls from now on; if it cannot take it, the process (which
+    would wait for ever at its first chown or getuid) is killed."""
+    import signal
+    import socket
+
+    from rootless.engine import attach_frames as af
+
+    listener = started.listener
+    try:
+        socket.send_fds(monitor, [af.frame(af.FAKEROOT)], [listener])
+    except OSError as e:
+        os.kill(started.pid, signal.SIGKILL)
+        os.waitpid(started.pid, 0)
+        raise RootlessError("exec: the container's monitor did not take the fakeroot's "
+                            f"listener: {(e.strerror or str(e)).lower()}") from None
+    finally:
+        os.close(listener)
+    return started._replace(listener=None)
 
 
 SPEC_LIMIT = 8 << 20  # as engine/container_inspect.py's

@@ -72,7 +72,7 @@ def health_read(cdir) -> dict | None:
     from rootless.kernel.paths import read_regular_path
 
     try:
-        data = json.loads(read_regular_path(str(cdir / HEALTH_FILE), 1 << 20))
+        data = json.loads(read_regular_path(os.path.join(cdir, HEALTH_FILE), 1 << 20))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("Status") not in (
@@ -84,11 +84,11 @@ def health_read(cdir) -> dict | None:
 def health_status(store, row) -> str:
     """docker's health word for `ps`: starting, healthy, unhealthy, or none (no
     healthcheck, or not running)."""
-    from rootless.engine.containers import container_dir
+    from rootless.engine.containers import container_path
 
     if row.state != "running":
         return "none"
-    health = health_read(container_dir(store, row.record.id))
+    health = health_read(container_path(store, row.record.id))
     return health["Status"] if health else "none"
 
 

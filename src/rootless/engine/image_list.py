@@ -13,16 +13,17 @@ import json
 import re
 import time
 from collections.abc import Iterable
-from typing import Any, NamedTuple
 
 from rootless.errors import ImageError, UsageError
+from rootless.records import record
 from rootless.store import metadata as md
 
 NONE = "<none>"
 LIST_FILTERS = ("dangling", "reference", "before", "since", "label", "until")
 
 
-class ImageListRow(NamedTuple):
+@record
+class ImageListRow:
     repository: str  # "<none>" for an untagged image
     tag: str
     id: str  # sha256:<hex>
@@ -252,7 +253,7 @@ def image_predicate(store, spec: dict[str, list[str]]):
     until = until_cutoff(spec["until"]) if spec.get("until") else None
     labels, not_labels = spec.get("label", []), spec.get("label!", [])
 
-    def keep(image: md.ImageRow, config: dict[str, Any]) -> bool:
+    def keep(image: md.ImageRow, config: dict[str, object]) -> bool:
         created = image.created or image.added
         if before is not None and not created < before:
             return False
@@ -266,7 +267,7 @@ def image_predicate(store, spec: dict[str, list[str]]):
     return keep
 
 
-def config_of(image: md.ImageRow) -> dict[str, Any]:
+def config_of(image: md.ImageRow) -> dict[str, object]:
     try:
         config = json.loads(image.config)
     except ValueError:
@@ -274,6 +275,6 @@ def config_of(image: md.ImageRow) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
-def _labels(config: dict[str, Any]) -> dict[str, str]:
+def _labels(config: dict[str, object]) -> dict[str, str]:
     labels = (config.get("config") or {}).get("Labels") or {}
     return labels if isinstance(labels, dict) else {}

@@ -8,18 +8,18 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, NamedTuple
 
 from rootless.errors import ImageError, NotFoundError, RootlessError, UsageError
+from rootless.records import record
 from rootless.store import metadata as md
 
 
-class ImageRecord(NamedTuple):
+@record
+class ImageRecord:
     id: str  # sha256:<hex> of the config
     names: list[str]  # as docker prints them: busybox:latest, host:5000/a/b:1
-    config: dict[str, Any]  # the full OCI image config
-    layer_dirs: list[Path]  # lowest layer first, all present
+    config: dict[str, object]  # the full OCI image config
+    layer_dirs: list[str]  # lowest layer first, all present
 
 
 class ConflictError(RootlessError):
@@ -35,13 +35,26 @@ def image_resolve(store, name: str) -> ImageRecord:
     row = md.image_get(store, image_id)
     if row is None:
         raise NotFoundError(f"no such image: {name} (try: rootless pull {name})")
-    dirs = [md.layer_dir(store, chain) for chain in row.layers]
+    dirs = [md.layer_path(store, chain) for chain in row.layers]
     for chain, path in zip(row.layers, dirs):
-        if not path.is_dir():
+        if not os.path.isdir(path):
             raise ImageError(f"layer {chain[:19]} of image {name} is missing from the store "
                              f"(try: rootless rmi -f {name}, then load or pull it again)")
+    _owners_check(store, name, row.layers)
     names = [_familiar(n) for n in md.tags_of(store, image_id)]
     return ImageRecord(image_id, names, json.loads(row.config), dirs)
+
+
+def _owners_check(store, name: str, chains: list[str]) -> None:
+    """The layers as this user's id mode stores them, or migrated, or refused
+    (engine/layer_owners.py): a container must never see its files' owners wrong."""
+    from rootless.kernel.storage_ns import RECORDS, storage_key
+
+    key = storage_key()
+    if any((owners or RECORDS) != key for owners in md.layer_owners(store, chains).values()):
+        from rootless.engine.layer_owners import layers_ready
+
+        layers_ready(store, name, chains, key)
 
 
 def image_lookup(store, name: str) -> str:
@@ -191,6 +204,11 @@ def _tag_name(name: str) -> str:
     return str(ref)
 
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `run` and `images` do without pathlib
+    from pathlib import Path
+
+
 def _spool(store, chunks, kind: str, what: str) -> Path:
     """A new file in tmp/ holding the byte strings of `chunks`, written within the
     store's free space less its reserve (store/space.py); gone if anything fails."""
@@ -225,6 +243,8 @@ def _local_copy(store, source: str, kind: str) -> tuple[Path, bool]:
         return _spool(store, _chunks(sys.stdin.buffer), kind, f"{kind} from stdin"), True
     if source.startswith(("http://", "https://")):
         return _download(store, source, kind), True
+    from pathlib import Path
+
     path = Path(source)
     if not path.is_file():
         reason = "is not a regular file" if path.exists() else "no such file or directory"
@@ -275,7 +295,7 @@ def image_list(store, reference: str | None = None):
     return listing.image_list(store, reference)
 
 
-def image_inspect(store, names: list[str]) -> list[dict[str, Any]]:
+def image_inspect(store, names: list[str]) -> list[dict[str, object]]:
     """`docker image inspect`, the fields that matter now."""
     result = []
     for name in names:
@@ -296,7 +316,7 @@ def image_inspect(store, names: list[str]) -> list[dict[str, Any]]:
             "Os": config.get("os", ""),
             "Size": row.size,
             "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": ":".join(
-                str(md.layer_dir(store, c)) for c in reversed(row.layers))}},
+                md.layer_path(store, c) for c in reversed(row.layers))}},
             "RootFS": {"Type": "layers", "Layers": config["rootfs"]["diff_ids"]},
             "Metadata": {"ManifestDigest": row.manifest_digest or ""},
         })
@@ -386,6 +406,7 @@ def _containers_using(store, image_id: str) -> list[tuple[str, str, bool]]:
 
 def _delete_image(store, image_id: str) -> list[str]:
     """Delete the image row, then the layers and blobs no other image uses."""
+    from rootless.runtime.overlay_options import short_link_remove
     from rootless.store.blobs import blob_remove, remove_tree
 
     row = md.image_get(store, image_id)
@@ -397,6 +418,7 @@ def _delete_image(store, image_id: str) -> list[str]:
     layer_rows = {layer.chain_id: layer for layer in md.layers_all(store)}
     used_blobs |= {layer_rows[c].blob_digest for c in used_layers if c in layer_rows}
     lines = [f"Deleted: {image_id}"]
+    failed = None  # a tree that could not be removed (files of a range this user lost)
     for chain in reversed(row.layers):
         if chain in used_layers:
             continue
@@ -407,12 +429,21 @@ def _delete_image(store, image_id: str) -> list[str]:
         if path.is_dir():
             doomed = store.temp_path("old-layer")
             os.rename(path, doomed)  # gone at once; the slow removal follows
-            remove_tree(doomed)
-        Path(str(path) + ".xattrs.json").unlink(missing_ok=True)
+            try:
+                remove_tree(doomed)
+            except RootlessError as e:  # left in tmp/ for a later command: the other
+                failed = failed or e  # layers still go, none is left without its row
+        try:
+            os.unlink(f"{path}.xattrs.json")
+        except FileNotFoundError:
+            pass
+        short_link_remove(str(store.layers_dir), path.name)  # layers/l/, before Linux 6.8
         if layer and layer.blob_digest and layer.blob_digest not in used_blobs:
             blob_remove(store, layer.blob_digest)
         lines.append(f"Deleted: {chain}")
     for digest in (image_id, row.manifest_digest):
         if digest and digest not in used_blobs:
             blob_remove(store, digest)
+    if failed is not None:
+        raise failed
     return lines

@@ -48,6 +48,22 @@ def fuse_status() -> str:
     return "available (/dev/fuse)"
 
 
+def fuse_overlay_status(store) -> str:
+    """Whether our FUSE overlay can serve here, and which containers get it
+    (fs/strategy.py)."""
+    from rootless.fs.strategy import fuse_usable, requested
+
+    ok, reason = fuse_usable(Path(store.root))
+    forced = requested()
+    if not ok:
+        return f"unavailable ({reason})"
+    if forced is not None:
+        return f"available; every container: {forced.name} ({forced.reason})"
+    return ("available; used in single-id mode for containers whose user is not root or "
+            "whose image records setuid/setgid programs or devices, and wherever kernel "
+            "overlayfs is unavailable")
+
+
 def system_info(store) -> dict:
     from rootless.fs.rootfs import choose_strategy
     from rootless.kernel.idmap import detect_maps
@@ -66,13 +82,50 @@ def system_info(store) -> dict:
         "gid_map": [r.line() for r in maps.gids],
         "rootfs": strategy.name,
         "rootfs_reason": strategy.reason,
+        "fuse_overlay": fuse_overlay_status(store),
+        "kernel_floor": kernel_floor_status(),
+        "kernel_fallbacks": kernel_fallbacks(store, strategy.name),
         "fuse": fuse_status(),
         "cgroup_version": cgroup_version(),
         "cgroups": cgroup_status(),
         "network_helpers": helpers,
         "seccomp": seccomp_status(),
+        "fakeroot": fakeroot_status(maps),
+        "layer_owners": owners_status(store),
         "store": str(store.root),
     }
+
+
+def owners_status(store) -> str:
+    from rootless.engine.layer_owners import layers_owners_status
+
+    return layers_owners_status(store)
+
+
+def kernel_floor_status() -> str:
+    from rootless.kernel.floor import kernel_floor
+
+    floor = kernel_floor()
+    return "none" if floor is None else f"{floor[0]}.{floor[1]} (ROOTLESS_KERNEL_FLOOR)"
+
+
+def kernel_fallbacks(store, rootfs: str) -> list[str]:
+    """One line per newer kernel call this kernel (or the floor) lacks, naming what is
+    used instead (kernel/features.py)."""
+    from rootless.kernel.features import kernel_missing
+    from rootless.kernel.remove import rmtree_owned
+
+    scratch = store.temp_path("probe")
+    try:
+        scratch.mkdir(mode=0o700, parents=True)
+    except OSError:  # a store we may not write: the probes that need a directory pass
+        return [m.line() for m in kernel_missing(None)]
+    try:
+        missing = kernel_missing(str(scratch))
+    finally:
+        rmtree_owned(scratch)
+    return [(m._replace(instead=f"rootfs {rootfs}") if m.feature == "userns_overlay"
+             else m).line() for m in missing]
 
 
 def cgroup_status() -> dict:
@@ -150,6 +203,19 @@ def seccomp_status() -> dict:
         "kernel_actions": " ".join(actions) if actions else "unknown",
         "user_notification": notify,
     }
+
+
+FAKEROOT_MODES = {"notify": "seccomp user notification (owners and devices recorded)",
+                  "errno": "errno-0 faking (calls succeed, nothing recorded)", "": "off"}
+
+
+def fakeroot_status(maps) -> dict:
+    """How a container's chown, set*id and mknod are emulated (runtime/seccomp_fakeroot.py):
+    by the monitor answering seccomp notifications, by faked success, or not at all."""
+    from rootless.runtime.seccomp_fakeroot import fakeroot_mode
+
+    mode, reason = fakeroot_mode(not maps.use_helpers, served=True)
+    return {"mode": FAKEROOT_MODES[mode], "reason": reason}
 
 
 # The docker Engine API version reported for `version`/`info` templates: podman's

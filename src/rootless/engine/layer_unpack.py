@@ -7,6 +7,10 @@ more than it would save.
 
 `unpack_parallel` is what StoreDestination calls at commit (load, import); pull calls
 `unpack_one` as each layer's blob arrives, so unpacking overlaps the downloads.
+
+With a subordinate range every worker enters a storage namespace of its own as it
+starts (kernel/storage_ns.py), where it gives files their true owners; a layer is then
+never unpacked in a thread of this process, which cannot enter one (it has threads).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from rootless.image.layers import LayerResult
 from rootless.image.transports.storage import (
     LayerJob,
     layer_ensure,
+    layer_ids,
     layer_install,
     layer_size,
     layer_tmp,
@@ -110,17 +115,18 @@ async def unpack_one(store, job: LayerJob, limiter: LargestFirst,
     size = layer_size(store, job.chain_id)
     if size is not None:
         return size
+    ids = layer_ids()
     async with limiter.slot(job.desc.size):
         if progress:
             progress(0)  # started: it may have waited for a free CPU
         tmp = layer_tmp(store)
         try:
-            if in_process:
+            if in_process and ids is None:
                 result = await _in_thread(_unpack_here, store, job, tmp, progress)
             else:
-                result = await _run_worker(store, job, tmp, progress)
+                result = await _run_worker(store, job, tmp, progress, ids)
             # here, not in a thread: the store's SQLite connection is this thread's
-            return layer_install(store, job, tmp, result)
+            return layer_install(store, job, tmp, result, ids)
         finally:
             with trio.CancelScope(shield=True):  # cleaned up even when cancelled
                 await trio.to_thread.run_sync(remove_tree, tmp)
@@ -162,10 +168,12 @@ def _unpack_here(store, job: LayerJob, tmp, progress, stop) -> LayerResult:
         return unpack_layer(counted, tmp, f"layer {job.desc.digest[:19]}", stop)
 
 
-async def _run_worker(store, job: LayerJob, tmp, progress) -> LayerResult:
+async def _run_worker(store, job: LayerJob, tmp, progress, ids) -> LayerResult:
     what = f"layer {job.desc.digest[:19]}"
     command = [sys.executable, "-m", "rootless.image.layer_worker",
                str(blob_path(store, job.desc.digest)), str(tmp), what, str(os.getpid())]
+    if ids is not None:
+        command.append(ids.to_json())
     lines, errors, code = await _run_reporting(command, progress)
     try:
         report = json.loads(lines[-1])

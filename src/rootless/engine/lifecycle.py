@@ -17,10 +17,11 @@ import time
 from contextlib import contextmanager
 
 from rootless.engine.containers import (ContainerRow, container_dir, container_lookup,
-                                        container_op_lock, container_row)
+                                        container_op_lock, container_path, container_row)
 from rootless.errors import NotFoundError, RootlessError
 
 RECORD_WAIT = 5.0  # seconds a verb waits for the monitor to record an exit
+MONITOR_EXIT_WAIT = 2.0  # seconds `start` waits for the monitor of an exited run to go
 
 
 class NotRunningError(RootlessError):
@@ -50,10 +51,10 @@ def monitor_alive(store, container_id: str) -> bool:
     """Whether a monitor holds the container's monitor lock."""
     import fcntl
 
-    from rootless.engine.monitor import MONITOR_LOCK
+    from rootless.engine.monitor_fork import MONITOR_LOCK
 
     try:
-        fd = os.open(container_dir(store, container_id) / MONITOR_LOCK,
+        fd = os.open(os.path.join(container_path(store, container_id), MONITOR_LOCK),
                      os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return False
@@ -82,13 +83,32 @@ def container_start(store, ref: str, attach: dict | None = None,
         if row.state == "removing":
             raise RootlessError(f"container {ref} is marked for removal and cannot be "
                                 "started")
-        if monitor_alive(store, record.id):
+        if monitor_alive(store, record.id) and not _monitor_finishing(store, record.id):
             raise RootlessError(f"container {ref} is restarting: wait for it, or stop it")
+        from rootless.engine.layer_owners import image_layers_ready
+
+        # made before its layers were stored as this user's id mode stores them now
+        image_layers_ready(store, record.image_id, ref)
         with store.db:
             store.db.execute("UPDATE containers SET stopped_by_user=0 WHERE id=?",
                              (record.id,))
         # still under the lock: the monitor reports before it would take it (--rm)
         return launch(store, record.id, attach, winsize)
+
+
+def _monitor_finishing(store, container_id: str) -> bool:
+    """Whether the live monitor of a container whose exit it recorded goes away now (it
+    was finishing: `restart` and `stop; start` ask right after the exit is recorded).
+    False if it stays, or restarts the container (its back-off records 'restarting')."""
+    deadline = time.monotonic() + MONITOR_EXIT_WAIT
+    while time.monotonic() < deadline:
+        row = container_row(store, container_id)
+        if row is None or row.record.state != "exited":
+            return False
+        if not monitor_alive(store, container_id):
+            return True
+        time.sleep(0.01)
+    return False
 
 
 # ---- stop, kill ----
@@ -295,10 +315,10 @@ def containers_remove(store, refs: list[str], force: bool,
 
 
 def _open_monitor_lock(store, container_id: str) -> int | None:
-    from rootless.engine.monitor import MONITOR_LOCK
+    from rootless.engine.monitor_fork import MONITOR_LOCK
 
     try:
-        return os.open(container_dir(store, container_id) / MONITOR_LOCK,
+        return os.open(os.path.join(container_path(store, container_id), MONITOR_LOCK),
                        os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
@@ -382,11 +402,14 @@ def _wait_through_monitor(store, container_id: str) -> int | None:
         return None
     reader = af.FrameReader()
     with sock:
-        while data := sock.recv(65536):
-            for kind, payload in reader.feed(data):
-                if kind == af.EXIT:
-                    code = json.loads(payload).get("code")
-                    return code if type(code) is int else 255
+        try:
+            while data := sock.recv(65536):
+                for kind, payload in reader.feed(data):
+                    if kind == af.EXIT:
+                        code = json.loads(payload).get("code")
+                        return code if type(code) is int else 255
+        except ConnectionResetError:  # a monitor that exits without accepting us:
+            pass  # its record says how the container ended
     return None
 
 
@@ -396,10 +419,10 @@ def connect_monitor(store, container_id: str, wants: dict):
     import json
     import socket
 
-    from rootless.engine.monitor import ATTACH_SOCKET
+    from rootless.engine.monitor_fork import ATTACH_SOCKET
 
     try:
-        dirfd = os.open(container_dir(store, container_id),
+        dirfd = os.open(container_path(store, container_id),
                         os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None

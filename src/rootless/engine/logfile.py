@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
 
 from rootless.errors import RootlessError
+from rootless.records import record
 
 # moby's copier buffer (defaultBufSize): a line longer than this is split
 PARTIAL_SIZE = 16 * 1024
@@ -178,7 +179,8 @@ class LogWriter:
 
 # ---- reading ----
 
-class LogEntry(NamedTuple):
+@record
+class LogEntry:
     time: int  # nanoseconds since the epoch
     stream: str  # "stdout" or "stderr"
     data: bytes  # the bytes as the container wrote them (invalid UTF-8 as U+FFFD)

@@ -19,26 +19,18 @@ Everything it needs is imported before the container starts or lazily by a featu
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
-import socket
 import time
-from pathlib import Path
-from typing import NamedTuple
 
 from rootless.engine.container_settings import LOG_FILE
+from rootless.engine.monitor_fork import (ATTACH_SOCKET, MONITOR_LOCK, Launched,
+                                          PendingMonitor)
 from rootless.errors import EXIT_ENGINE, RootlessError
 
-MONITOR_LOCK = "monitor.lock"
-ATTACH_SOCKET = "attach"
 BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET = 0.1, 60.0, 10.0  # moby's restartmanager
-
-
-class Launched(NamedTuple):
-    pid: int  # the container's init
-    start_time: int | None
-    client: socket.socket | None  # attached from the start, when asked
 
 
 def launch(store, container_id: str, attach: dict | None = None,
@@ -47,83 +39,16 @@ def launch(store, container_id: str, attach: dict | None = None,
     start error (exit code 125, 126 or 127) otherwise. `attach` ({"stdin", "stdout",
     "stderr"}) makes a client that is attached before the container starts, so it misses
     none of its output."""
-    return PendingMonitor(store, attach, winsize).start(container_id)
-
-
-class PendingMonitor:
-    """A monitor forked before it knows its container: `run` forks it first, so that its
-    own imports (the runtime, the cffi shim: ~6 ms) overlap the container's creation.
-    It waits for the container's id on a pipe; if the pipe closes first (the command
-    failed, or was killed), it exits without a word."""
-
-    def __init__(self, store, attach: dict | None = None,
-                 winsize: bytes | None = None) -> None:
-        self.report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
-        self.ours, theirs = socket.socketpair() if attach is not None else (None, None)
-        store.disconnect()  # no SQLite state may cross the fork (Store.disconnect)
-        self.pid = os.fork()
-        if self.pid == 0:  # its copies of our ends go with _quiet_descriptors
-            _monitor_process(Path(store.root), go_r, report_w, theirs, attach, winsize)
-        os.close(report_w)
-        os.close(go_r)
-        if theirs is not None:
-            theirs.close()
-
-    def start(self, container_id: str) -> Launched:
-        try:
-            os.write(self.go_w, container_id.encode())
-        except OSError:  # it died: its report says why
-            pass
-        data = self._finish()
-        try:
-            report = json.loads(data.decode(errors="replace") or "{}")
-        except ValueError:
-            report = {}
-        if "pid" not in report:
-            if self.ours is not None:
-                self.ours.close()
-            _raise_report(report)
-        return Launched(int(report["pid"]), report.get("start"), self.ours)
-
-    def cancel(self) -> None:
-        """No container after all: the monitor exits."""
-        self._finish()
-        if self.ours is not None:
-            self.ours.close()
-
-    def _finish(self) -> bytes:
-        os.close(self.go_w)
-        os.waitpid(self.pid, 0)  # the first child exits as soon as the monitor is forked
-        data = _read_all(self.report_r)
-        os.close(self.report_r)
-        return data
-
-
-def _raise_report(report: dict) -> None:
-    from rootless.runtime.process import _ERRORS_BY_CODE
-
-    code = report.get("code", EXIT_ENGINE)
-    code = code if type(code) is int else EXIT_ENGINE
-    err = _ERRORS_BY_CODE.get(code, RootlessError)(
-        str(report.get("message") or "the container's monitor failed to start"))
-    err.exit_code = code
-    raise err
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
+    store.disconnect()  # no SQLite state may cross the fork (Store.disconnect)
+    return PendingMonitor(store.root, attach, winsize).start(container_id)
 
 
 # ---- the monitor process ----
 
-def _monitor_process(root: Path, go_r: int, report_w: int, client, attach,
-                     winsize) -> None:
-    """Never returns."""
-    code, container_id = 0, None
+def monitor_main(root, go_r: int, report_w: int, client, attach, winsize) -> None:
+    """The monitor, forked by monitor_fork.PendingMonitor; never returns. `client` is
+    the attached command's end of a socket pair (a bare _socket.socket), or None."""
+    code, container_id, root = 0, None, os.fspath(root)
     try:
         os.setsid()
         if os.fork():
@@ -158,7 +83,9 @@ def _wait_for_container(go_r: int) -> str:
     closed pipe ends us quietly (SystemExit is not an exception the caller reports)."""
     import rootless.engine.cgroups  # noqa: F401  what _start needs, loaded now
     import rootless.engine.monitor_io  # noqa: F401
+    import rootless.runtime.fakeroot  # noqa: F401  single-id containers', answers
     import rootless.runtime.run  # noqa: F401
+    import rootless.runtime.seccomp_fakeroot  # noqa: F401
 
     data = os.read(go_r, 128)
     os.close(go_r)
@@ -168,13 +95,13 @@ def _wait_for_container(go_r: int) -> str:
     return text
 
 
-def _note_failure(root: Path, container_id: str) -> None:
+def _note_failure(root: str, container_id: str) -> None:
     """What killed the monitor, in monitor.log beside the container's log: its stderr
     is /dev/null, and a bug here must still be findable."""
     import traceback
 
     try:
-        with open(root / "containers" / container_id / "monitor.log", "a") as f:
+        with open(os.path.join(root, "containers", container_id, "monitor.log"), "a") as f:
             traceback.print_exc(file=f)
     except OSError:
         pass
@@ -201,13 +128,13 @@ class Monitor:
     is started first, and the store opened, the attach socket bound and the log opened
     while it runs (its output waits in its pipes meanwhile)."""
 
-    def __init__(self, root: Path, container_id: str, report_w: int | None) -> None:
+    def __init__(self, root: str, container_id: str, report_w: int | None) -> None:
         from rootless.engine.container_settings import settings_read
 
         self.root = root
         self._store = None
         self.id = container_id
-        self.cdir = root / "containers" / container_id
+        self.cdir = os.path.join(root, "containers", container_id)
         self.report_w = report_w
         self.settings = settings_read(self.cdir)
         self.first_client = None
@@ -216,6 +143,8 @@ class Monitor:
         self.exit_code: int | None = None
         self.health = None
         self.restart_lock = None  # the op lock, from a restart's claim to its record
+        self.fakeroot = None  # runtime/fakeroot.Fakeroot, once a run has a listener
+        self.listener = self.log = None  # made while the first run starts (_meanwhile)
 
     @property
     def store(self):
@@ -238,7 +167,7 @@ class Monitor:
         self._lock()
         from rootless.engine.exec import spec_load
 
-        spec = spec_load(self.cdir / "config.json")
+        spec = spec_load(os.path.join(self.cdir, "config.json"))
         if not spec:
             raise RootlessError(f"container {self.id[:12]} has no readable config.json")
         self.wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -252,13 +181,16 @@ class Monitor:
             pump = self._start(spec)
             if pump is None:
                 break
-            if listener is None:  # the first run: now that it runs
-                listener, log = self._listen(), self._log()
-                pump.log = log
+            if listener is None:  # the first run's, made while it started
+                listener = self.listener if self.listener is not None else self._listen()
+                log = self.log if self.log is not None else self._log()
+            pump.log = log  # every run's output, as docker logs a restarted container's
             self._started(pump)
             self._release_restart()
             pump.run(listener, self.wake_r, self._reap, lambda: self.exit_code is not None,
                      self._timer)
+            if self.fakeroot is not None:
+                self.fakeroot.close_listeners()
             self.cgroup.remove()  # its processes died with the init (pid namespace)
             if log is not None:
                 log.flush()
@@ -285,9 +217,25 @@ class Monitor:
             raise RootlessError(f"container {self.id[:12]} already has a monitor") from None
         self.lock_fd = fd
 
-    def _listen(self) -> socket.socket:
+    def _meanwhile(self) -> None:
+        """While the container's init sets itself up (runtime/process.start): what the
+        first run needs once it runs, made off the start's path (~2 ms): the attach
+        socket (and the socket module), the log, the store's connection that records
+        it running. A failure here is met again, and reported, once it runs."""
+        try:
+            if self.listener is None:
+                self.listener = self._listen()
+            if self.log is None:
+                self.log = self._log()
+            _ = self.store
+        except (OSError, RootlessError):
+            pass
+
+    def _listen(self):
         """The attach socket, bound through /proc/self/fd (conmon's trick): a store
         path may be longer than a socket address can hold (108 bytes)."""
+        import socket  # not before the container starts: ~1.5 ms of the monitor's path
+
         self._unlink(ATTACH_SOCKET)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         listener.bind(f"/proc/self/fd/{self.dirfd}/{ATTACH_SOCKET}")
@@ -320,8 +268,13 @@ class Monitor:
         self.exit_code = None
         # joined by the intermediate, before the init exists (engine/cgroups.py)
         self.cgroup = ContainerCgroup(self.id, spec)
+        server = None
         try:
-            started = start_spec(spec, stdio, on_created=self.cgroup.enter)
+            server = self._fuse_server(spec)  # forked first: its imports overlap ours
+            started = start_spec(spec, stdio, on_created=self._created(server),
+                                 served=True,
+                                 fuse_channel=server.channel if server else None,
+                                 meanwhile=self._meanwhile)
             self.cgroup.settle()
         except RootlessError as e:
             self._release_restart()
@@ -333,21 +286,79 @@ class Monitor:
             self._report({"message": str(e), "code": e.exit_code})
             self._finish(None, e.exit_code)
             return None
+        finally:
+            if server is not None:  # the init has its end (or failed): a server
+                server.close()  # whose container never mounted sees EOF and exits
         self.init_pid = started.pid
         self.parent_fd = started.parent_fd
         self.begun = start_time(started.pid)
         pump = Pump(started, s.tty, None, s.stdin_once, self._signal_init)
+        if started.listener is not None:
+            self._fakeroot_serve(pump, started, spec)
         if self.first_client is not None:
+            import socket
+
             sock, wants = self.first_client
+            sock = socket.socket(fileno=sock.detach())  # monitor_fork made a bare one
             pump.add_client(Client(sock, wants, launcher=True))
             self.first_client = None
         return pump
+
+    def _created(self, server):
+        """What runs once the container's user namespace has its maps: the cgroup is
+        joined, and our end of the FUSE server's socket closed (the init's copy is then
+        the last; its exec ends the server's set-up phase: runtime/fuse_mount.py)."""
+        if server is None:
+            return self.cgroup.enter
+
+        def created(pid: int) -> None:
+            server.close()
+            self.cgroup.enter(pid)
+        return created
+
+    def _fuse_server(self, spec: dict):
+        """A container of our FUSE overlay gets its server (fs/fuse_server.py) for each
+        run, a child of ours outside the container's namespaces; None for the others."""
+        from rootless.runtime.annotations import ROOTFS_OVERLAY_ANNOTATION
+
+        if '"fuse"' not in (spec.get("annotations", {}).get(ROOTFS_OVERLAY_ANNOTATION)
+                            or ""):
+            return None
+        from rootless.fs.fuse_server import PendingServer, config_from_spec
+
+        try:
+            return PendingServer(config_from_spec(spec))
+        except (OSError, ValueError, KeyError) as e:
+            raise RootlessError(f"cannot start the FUSE overlay's server: {e}") from e
+
+    def _fakeroot_serve(self, pump, started, spec: dict) -> None:
+        """Answer the fakeroot's notifications (runtime/fakeroot.py) in the pump's loop:
+        the init's listener now, an exec's when it hands one over (attach_frames)."""
+        import select
+
+        from rootless.runtime.fakeroot import Fakeroot
+
+        if self.fakeroot is None:
+            self.fakeroot = Fakeroot.for_spec(spec, self.cdir,
+                                              os.path.join(self.cdir, "monitor.log"))
+        fakeroot = self.fakeroot
+        fakeroot.new_run(started.pid)
+
+        def add(fd: int) -> None:
+            fakeroot.add_listener(fd)
+            pump.watch(fd, lambda mask: fakeroot.serve(fd, not mask & select.POLLIN))
+
+        add(started.listener)
+        pump.on_listener = add
 
     def _started(self, pump) -> None:
         """Record the run, tell the command that launched us, start the healthchecks."""
         if not self._record_running(self.init_pid, self.begun):  # removed meanwhile
             os.kill(self.init_pid, signal.SIGKILL)
         self._report({"pid": self.init_pid, "start": self.begun})
+        if not gc.isenabled():  # off since `run` forked us (cli/run.py), for the start
+            gc.freeze()  # what it made stays: a first collection would walk it, ~2-3 ms
+            gc.enable()
         self._health_start()
 
     def _report(self, data: dict) -> None:

@@ -16,10 +16,13 @@ import errno
 import json
 import os
 import select
-import socket
-from typing import Callable
+from collections.abc import Callable
 
 from rootless.engine import attach_frames as af
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: the monitor starts a container without it
+    import socket
 
 CHUNK = 65536
 CLIENT_BACKLOG = 1 << 20
@@ -37,6 +40,7 @@ class Client:
         self.hello = bytearray()
         self.reader = af.FrameReader()
         self.out = bytearray()
+        self.fakeroot = False  # an exec handing over its fakeroot listener
 
     def want(self, key: str) -> bool:
         return bool(self.wants and self.wants.get(key))
@@ -86,6 +90,14 @@ class Pump:
         self.stdin_buf = bytearray()
         self.stdin_closing = False  # close the container's stdin once stdin_buf is written
         self.clients: list[Client] = []
+        # other descriptors of the monitor's (the fakeroot's listeners): fd ->
+        # on_ready(mask), which returns False when the fd is done with
+        self.watched: dict[int, Callable[[int], bool]] = {}
+        # where an exec's fakeroot listener goes; None: this container has no fakeroot
+        self.on_listener: Callable[[int], None] | None = None
+
+    def watch(self, fd: int, on_ready: Callable[[int], bool]) -> None:
+        self.watched[fd] = on_ready
 
     # ---- the loop ----
 
@@ -105,6 +117,8 @@ class Pump:
 
     def _interest(self, listener, wake_fd: int, exited: bool) -> dict[int, int]:
         events: dict[int, int] = {wake_fd: IN}
+        for fd in self.watched:
+            events[fd] = IN
         if not any(len(c.out) > CLIENT_BACKLOG for c in self.clients):
             for fd in self.outputs:
                 events[fd] = events.get(fd, 0) | IN
@@ -120,6 +134,11 @@ class Pump:
     def _dispatch(self, fd: int, mask: int, listener, wake_fd: int, on_wake) -> None:
         if fd == wake_fd:
             on_wake()
+            return
+        on_ready = self.watched.get(fd)
+        if on_ready is not None:
+            if not on_ready(mask):
+                del self.watched[fd]
             return
         if listener is not None and fd == listener.fileno():
             self._accept(listener)
@@ -201,6 +220,9 @@ class Pump:
         self.add_client(Client(sock, None))
 
     def _read_client(self, client: Client) -> None:
+        if client.fakeroot:
+            self._read_listener(client)
+            return
         try:
             data = client.sock.recv(CHUNK)
         except (BlockingIOError, InterruptedError):
@@ -237,7 +259,32 @@ class Pump:
             self._drop(client)
             return b""
         client.wants = wants
+        if wants.get("fakeroot") is True:
+            client.fakeroot = True
+            client.send(af.FAKEROOT, b"ready" if self.on_listener else b"none")
+            return b""
         return rest
+
+    def _read_listener(self, client: Client) -> None:
+        """An exec's fakeroot listener (attach_frames.FAKEROOT): served from now on if
+        it is one (kernel/notify.is_listener), closed otherwise."""
+        from rootless.kernel.notify import is_listener
+
+        try:
+            import socket  # the monitor's start does without it (engine/monitor.py)
+
+            data, fds, _, _ = socket.recv_fds(client.sock, CHUNK, 4)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        for fd in fds:
+            if self.on_listener is not None and is_listener(fd):
+                self.on_listener(fd)
+            else:
+                os.close(fd)
+        if not data:
+            self._drop(client)
 
     def _client_frame(self, client: Client, kind: int, payload: bytes) -> None:
         if kind == af.STDIN and client.want("stdin") and self.stdin_fd is not None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, NamedTuple
 
 from rootless.errors import UsageError
+from rootless.records import record
 
 MIN_MEMORY = 6 * 1024 * 1024  # moby's linuxMinMemory: runc's own init needs about that
 CPU_PERIOD = 100_000  # µs: moby gives --cpus a 100 ms CFS period (sched-bwc.txt)
@@ -28,7 +28,8 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"\+?[0-9]*\.?[0-9]*(?:[eE][+-]?[0-9]+)?")
 
 
-class Resources(NamedTuple):
+@record
+class Resources:
     """What the flags asked for, in docker's HostConfig units (0: not set)."""
 
     memory: int = 0  # bytes
@@ -188,15 +189,15 @@ def cpuset_format(cpus: set[int]) -> str:
 
 # ---- the OCI spec's linux.resources, and back ----
 
-def resources_to_oci(r: Resources) -> dict[str, Any]:
+def resources_to_oci(r: Resources) -> dict[str, object]:
     """linux.resources of the runtime spec (config-linux.md), {} when nothing is set.
     memory.swap is memory + swap, as in the spec and docker; cpu.shares in cgroup v1
     units; --cpus is quota/period, as moby writes it."""
-    oci: dict[str, Any] = {}
+    oci: dict[str, object] = {}
     memory = {k: v for k, v in (("limit", r.memory), ("swap", r.memory_swap)) if v}
     if memory:
         oci["memory"] = memory
-    cpu: dict[str, Any] = {}
+    cpu: dict[str, object] = {}
     if r.cpu_shares:
         cpu["shares"] = r.cpu_shares
     if r.nano_cpus:
@@ -210,12 +211,12 @@ def resources_to_oci(r: Resources) -> dict[str, Any]:
     return oci
 
 
-def _number(section: Any, key: str) -> int:
+def _number(section: object, key: str) -> int:
     value = section.get(key) if isinstance(section, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def resources_from_oci(oci: Any) -> Resources:
+def resources_from_oci(oci: object) -> Resources:
     """linux.resources read back (untrusted JSON: wrong types read as unset)."""
     if not isinstance(oci, dict):
         return Resources()
@@ -229,7 +230,7 @@ def resources_from_oci(oci: Any) -> Resources:
         cpuset_cpus=cpus if isinstance(cpus, str) else "")
 
 
-def resources_host_config(oci: Any) -> dict[str, Any]:
+def resources_host_config(oci: object) -> dict[str, object]:
     """The fields of docker's HostConfig these flags set (inspect records what was
     asked for, enforced or not: the warning at start says which were not)."""
     r = resources_from_oci(oci)

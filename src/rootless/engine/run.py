@@ -5,20 +5,21 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from typing import Callable, NamedTuple
-from pathlib import Path
+from collections.abc import Callable
 
 from rootless.engine.seccomp import BUILTIN, UNCONFINED, profile_load, profile_to_oci
 from rootless.engine.spec import (DEFAULT_PATH, ProcessConfig, RootfsConfig, SecurityConfig,
                                   SpecOptions)
 from rootless.errors import RootlessError, UsageError
+from rootless.records import record
 from rootless.runtime.caps import DOCKER_DEFAULT
 
 NETWORKS = ("host", "none")
 PULL_POLICIES = ("missing", "always", "never")
 
 
-class RunOptions(NamedTuple):
+@record
+class RunOptions:
     image: str
     command: tuple[str, ...] = ()
     entrypoint: str | None = None
@@ -69,11 +70,11 @@ class RunOptions(NamedTuple):
 Puller = Callable[[object, str, bool], None]
 
 
-def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
-    """docker run: create, then start; in the foreground attached until the container
-    exits (its exit code), with -d printing its id. The monitor is forked first and
-    waits for the container (monitor.PendingMonitor)."""
-    from rootless.engine.monitor import PendingMonitor
+def fork_monitor(root: str, opts: RunOptions):
+    """The monitor of the container `run` is about to create, forked first so that its
+    imports overlap the creation (monitor_fork.PendingMonitor); before the store is
+    opened, since no SQLite connection may cross the fork."""
+    from rootless.engine.monitor_fork import PendingMonitor
 
     wants = None if opts.detach else {"stdin": opts.interactive, "stdout": True,
                                       "stderr": True}
@@ -82,21 +83,33 @@ def container_run(store, opts: RunOptions, pull: Puller | None = None) -> int:
         from rootless.runtime.terminal import winsize_of
 
         winsize = winsize_of(0)
-    monitor = PendingMonitor(store, wants, winsize)
+    return PendingMonitor(root, wants, winsize)
+
+
+def container_run(store, opts: RunOptions, pull: Puller | None = None,
+                  monitor=None) -> int:
+    """docker run: create, then start; in the foreground attached until the container
+    exits (its exit code), with -d printing its id. `monitor` is fork_monitor's, made
+    before `store` was opened (else it is forked here, the store disconnected first)."""
+    if monitor is None:
+        store.disconnect()
+        monitor = fork_monitor(store.dir, opts)
     try:
         created = container_create_from(store, opts, pull)
     except BaseException:
         monitor.cancel()
         raise
-    # the store stays disconnected from here: the last connection to close checkpoints
-    # the WAL (fsync), which must not be ours, waited for by the user
-    store.disconnect()
     launched = _launch(store, monitor, created.id, opts)
     if opts.detach:
         print(created.id, flush=True)
         return 0
+    import gc
+
     from rootless.engine.attach_client import DEFAULT_DETACH_KEYS, DETACHED, attach_session
 
+    if not gc.isenabled():  # off for the start (cli/run.py); a session may last hours
+        gc.freeze()  # what the start made stays: a first collection would walk it all
+        gc.enable()
     code = attach_session(launched.client, opts.interactive, opts.tty, opts.sig_proxy,
                           opts.detach_keys if opts.detach_keys is not None
                           else DEFAULT_DETACH_KEYS, launcher=True)
@@ -109,7 +122,7 @@ def _launch(store, monitor, container_id: str, opts: RunOptions):
     from rootless.engine.containers import container_release
 
     try:
-        return monitor.start(container_id)
+        return monitor.start(container_id, None if opts.detach else _attach_imports)
     except RootlessError:
         container_release(container_id)
         if opts.remove:
@@ -119,6 +132,10 @@ def _launch(store, monitor, container_id: str, opts: RunOptions):
         raise
     finally:
         container_release(container_id)
+
+
+def _attach_imports() -> None:
+    import rootless.engine.attach_client  # noqa: F401  the session's, while the monitor works
 
 
 def container_create_from(store, opts: RunOptions, pull: Puller | None = None):
@@ -166,9 +183,9 @@ def container_create_from(store, opts: RunOptions, pull: Puller | None = None):
 
             plan_spec(spec, debug=True)
         from rootless.engine.container_settings import settings_write
-        from rootless.engine.containers import container_dir
+        from rootless.engine.containers import container_path
 
-        settings_write(container_dir(store, record.id), settings)
+        settings_write(container_path(store, record.id), settings)
     except BaseException:
         from rootless.engine.containers import container_release
 
@@ -223,7 +240,11 @@ def _image_local(store, opts: RunOptions, pulled: bool):
 
 
 def _pull_silently(store, name: str, missing: bool) -> None:
+    import gc
+
     from rootless.engine.registry import image_pull
+
+    gc.enable()  # off for cli/run.py's start-up; a pull allocates for as long as it lasts
 
     image_pull(store, name)
 
@@ -305,22 +326,32 @@ def command_line(image_config: dict, opts: RunOptions) -> list[str]:
 def make_spec(store, record, image, image_config: dict, args: list[str],
               opts: RunOptions, seccomp_profile: dict | None = None,
               labels: dict[str, str] | None = None) -> dict:
+    from rootless.engine.containers import container_path
     from rootless.engine.spec import build_spec
     from rootless.fs.rootfs import choose_strategy, prepare
     from rootless.kernel.idmap import maps_to_spec
     from rootless.net.files import write_network_files
 
-    cdir = Path(store.containers_dir) / record.id
+    cdir = container_path(store, record.id)
     user, maps = container_user(image, image_config, opts)
     hostname = opts.hostname or record.id[:12]
-    strategy = choose_strategy(Path(store.root))
-    dirs = prepare(cdir, image.layer_dirs, strategy)
-    overlay = strategy.name == "overlay"
-    lower = [str(p) for p in image.layer_dirs]
+    strategy = choose_strategy(store.dir, image.layer_dirs, user.uid,
+                               single_id=not maps.use_helpers, strict=True)
+    if strategy.name == "copy" and maps.use_helpers:  # layers of subordinate ids: read
+        from rootless.kernel.storage_ns import call_as_root  # and copied with their
+
+        dirs = call_as_root(prepare, cdir, image.layer_dirs, strategy)  # owners there
+    else:
+        dirs = prepare(cdir, image.layer_dirs, strategy)
+    overlay = strategy.name in ("overlay", "fuse")
+    lower = list(image.layer_dirs)
     if overlay and not lower:  # overlayfs needs a lower layer; an image may have none
-        (cdir / "empty").mkdir(exist_ok=True)
-        lower = [str(cdir / "empty")]
-    binds = [(str(path), dest, False)
+        lower = [os.path.join(cdir, "empty")]
+        try:
+            os.mkdir(lower[0])
+        except FileExistsError:
+            pass
+    binds = [(path, dest, False)
              for dest, path in write_network_files(cdir, hostname, opts.network).items()]
     mounts = []
     if opts.volumes or opts.mounts or opts.tmpfs:
@@ -338,10 +369,11 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
         rlimits=tuple(parse_ulimit(u) for u in opts.ulimits))
     spec = build_spec(SpecOptions(
         process=process,
-        rootfs=RootfsConfig(path=str(dirs.merged),
+        rootfs=RootfsConfig(path=dirs.merged,
                             lower=lower if overlay else [],
-                            upper=str(dirs.upper), work=str(dirs.work),
-                            readonly=opts.read_only),
+                            upper=dirs.upper, work=dirs.work,
+                            readonly=opts.read_only, driver=strategy.name,
+                            single_id=not maps.use_helpers),
         hostname=hostname, network=opts.network, binds=binds, mounts=tuple(mounts),
         init=opts.init,
         id_maps=maps_to_spec(maps), keep_groups=KEEP_GROUPS in opts.group_add,
@@ -350,7 +382,7 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
     from rootless.engine.containers import labels_annotations
 
     spec["annotations"] = {**labels_annotations(labels or {}), **spec["annotations"]}
-    _write_json(cdir / "config.json", spec)
+    _write_json(os.path.join(cdir, "config.json"), spec)
     return spec
 
 
@@ -482,10 +514,11 @@ def parse_ulimit(spec: str) -> dict:
     return {"type": ULIMITS[name], "soft": soft, "hard": hard}
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: str, data: dict) -> None:
     """Compact, as runc writes config.json: `indent` would make json fall back from its
     C encoder to the Python one, half of `create`'s time for a spec with the seccomp
     profile in it."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")))
+    tmp = os.path.splitext(path)[0] + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data, separators=(",", ":")))
     os.replace(tmp, path)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import NamedTuple
 
+from rootless.records import record
 from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
                                           PRIVILEGED_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION,
                                           SECCOMP_ANNOTATION, SECURITY_OPT_ANNOTATION)
@@ -38,7 +38,8 @@ def default_mounts(own_netns: bool) -> list[dict]:
     ]
 
 
-class ProcessConfig(NamedTuple):
+@record
+class ProcessConfig:
     args: list[str]
     env: list[str]
     cwd: str = "/"
@@ -51,22 +52,29 @@ class ProcessConfig(NamedTuple):
     rlimits: tuple[dict, ...] = ()  # OCI process.rlimits entries
 
 
-class RootfsConfig(NamedTuple):
+@record
+class RootfsConfig:
     path: str  # the merged directory the container sees as /
     lower: tuple[str, ...] = ()  # lowest first; empty: plain directory
     upper: str = ""
     work: str = ""
     readonly: bool = False
+    # "overlay" (the kernel's) or "fuse" (ours, fs/fuse_server.py; with `single_id`
+    # its server checks permissions from the ownership records)
+    driver: str = "overlay"
+    single_id: bool = False
 
 
-class SecurityConfig(NamedTuple):
+@record
+class SecurityConfig:
     seccomp: dict | None = None  # OCI linux.seccomp (engine/seccomp.py); None: no filter
     profile: str = "unconfined"  # builtin | unconfined | the profile's path, for inspect
     privileged: bool = False  # docker's --privileged: no masked or read-only /proc paths
     options: tuple[str, ...] = ()  # --security-opt, normalised, for inspect
 
 
-class SpecOptions(NamedTuple):
+@record
+class SpecOptions:
     process: ProcessConfig
     rootfs: RootfsConfig
     hostname: str
@@ -87,9 +95,11 @@ def build_spec(opts: SpecOptions) -> dict:
         namespaces.append({"type": "network"})
     annotations = {}
     if opts.rootfs.lower:
-        annotations[ROOTFS_OVERLAY_ANNOTATION] = json.dumps({
-            "lower": list(reversed(opts.rootfs.lower)),  # overlayfs wants the top first
-            "upper": opts.rootfs.upper, "work": opts.rootfs.work})
+        layout = {"lower": list(reversed(opts.rootfs.lower)),  # overlayfs: top first
+                  "upper": opts.rootfs.upper, "work": opts.rootfs.work}
+        if opts.rootfs.driver == "fuse":
+            layout.update(driver="fuse", single_id=opts.rootfs.single_id)
+        annotations[ROOTFS_OVERLAY_ANNOTATION] = json.dumps(layout)
     if opts.init:
         annotations[INIT_ANNOTATION] = "true"
     if opts.keep_groups:

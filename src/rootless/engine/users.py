@@ -26,11 +26,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
-from typing import NamedTuple
 
 from rootless.errors import RootlessError
 from rootless.kernel.idmap import ID_RANGE, MAX_ID, parse_id, valid_id
+from rootless.records import record
 
 MAX_FILE = 4 << 20  # far above any real passwd (10,000 users take ~1 MiB)
 _KINDS = {stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
@@ -41,7 +40,8 @@ class UserLookupError(RootlessError):
     pass
 
 
-class ContainerUser(NamedTuple):
+@record
+class ContainerUser:
     uid: int
     gid: int
     home: str = "/root"
@@ -71,7 +71,7 @@ def parse_user(spec: str) -> tuple[int | str, int | str | None]:
     return user, (name_or_id(group_part, "group") if sep else None)
 
 
-def resolve_user(layer_dirs: list[Path], spec: str, group_add: tuple[str, ...] = (),
+def resolve_user(layer_dirs: list[str], spec: str, group_add: tuple[str, ...] = (),
                  root_fd: int | None = None) -> ContainerUser:
     """Docker's rules: `name`, `uid`, `name:group`, `uid:gid`; numbers need no entry;
     the user's groups in /etc/group, then each of `group_add`, are supplementary. The
@@ -137,9 +137,24 @@ def _entries(text: str | None, fields: int) -> list[list[str]]:
 
 # ---- reading the image's files ----
 
-def read_image_file(layer_dirs: list[Path], path: str) -> str | None:
+def read_image_file(layer_dirs: list[str], path: str) -> str | None:
     """The text of `path` as the container will see it (the layers merged), or None
-    where the image has none. Refused unless a regular file of at most MAX_FILE bytes."""
+    where the image has none. Refused unless a regular file of at most MAX_FILE bytes.
+    Files of subordinate ids that the user may not read (an image's 0600 passwd, a
+    0700 /etc) are read again as root of the storage namespace (kernel/storage_ns.py),
+    as the container's root would read them."""
+    try:
+        return _read_image_file(layer_dirs, path)
+    except UserLookupError as e:
+        from rootless.kernel import storage_ns
+
+        if not isinstance(e.__cause__, PermissionError) or storage_ns.inside() \
+                or storage_ns.storage_ids() is None:
+            raise
+        return storage_ns.call_as_root(_read_image_file, layer_dirs, path)
+
+
+def _read_image_file(layer_dirs: list[str], path: str) -> str | None:
     from rootless.kernel.paths import open_in_layers
 
     fds: list[int] = []

@@ -22,10 +22,13 @@ import json
 import os
 import re
 import time
-from pathlib import Path
-from typing import NamedTuple
 
 from rootless.errors import NotFoundError, RootlessError, UsageError
+from rootless.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `inspect` does without pathlib (store/store.py)
+    from pathlib import Path
 
 # moby's volume/local RestrictedNamePattern
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -36,7 +39,8 @@ VOLUME_FILTERS = ("name", "label", "dangling", "driver")
 PRUNE_FILTERS = ("label", "label!", "all")
 
 
-class VolumeRow(NamedTuple):
+@record
+class VolumeRow:
     name: str
     created: float
     labels: dict[str, str]
@@ -56,6 +60,8 @@ def volume_dir(store, name: str) -> Path:
     """volumes/<name>: names come from rows written after name_check."""
     if not _NAME.fullmatch(name):
         raise RootlessError(f"invalid volume name in the store: {name!r}")
+    from pathlib import Path
+
     return Path(store.volumes_dir) / name
 
 
@@ -190,9 +196,9 @@ def fill_from_image(layer_dirs: list[Path], target: str, dest: Path) -> None:
     from rootless.kernel.idmap import detect_maps
 
     if detect_maps().use_helpers:
-        from rootless.engine.unshare import call_in_userns
+        from rootless.kernel.storage_ns import call_as_root
 
-        call_in_userns(lambda: _fill(layer_dirs, target, dest))
+        call_as_root(lambda: _fill(layer_dirs, target, dest))
     else:
         _fill(layer_dirs, target, dest)
 
@@ -336,7 +342,8 @@ def _remove(store, name: str) -> None:
         _remove_tree(doomed)
 
 
-class PruneReport(NamedTuple):
+@record
+class PruneReport:
     deleted: list[str]
     reclaimed: int
 

@@ -1,66 +1,54 @@
-"""How a container's root filesystem is made: kernel overlayfs, else a private copy.
+"""How a container's root filesystem is made: kernel overlayfs, our FUSE overlay, or a
+private copy.
 
 Kernel overlayfs may be mounted inside a user namespace since Linux 5.11 (with the
-`userxattr` option); it is the default. Older kernels (RHEL 8 class) and filesystems that
-refuse it get a copy of the layers per container, with whiteouts applied. The choice is
-automatic and `rootless system info` says which was made and why; ROOTLESS_ROOTFS=copy
-forces the copy (tests use it to cover both paths).
+`userxattr` option); it is the default. Our FUSE overlay (fs/fuse_*.py) serves the same
+directories where the kernel's cannot (RHEL 8 class kernels, filesystems that refuse
+it) and, in single-id mode, where the files' recorded owners matter. Where neither
+mounts, the container gets a copy of the layers, with whiteouts applied. The choice is
+automatic (fs/strategy.py) and `rootless system info` says which was made and why;
+ROOTLESS_ROOTFS=overlay|fuse|copy forces one (tests use it to cover every path).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from typing import NamedTuple
-from pathlib import Path
 
+# the choice lives in fs/strategy.py (re-exported: engine/run.py, engine/info.py)
+from rootless.fs.strategy import Strategy, choose_strategy  # noqa: F401
 from rootless.kernel.paths import AUFS_OPAQUE, AUFS_WHITEOUT, OPAQUE_XATTR
+from rootless.records import record
 
 
-class Strategy(NamedTuple):
-    name: str  # "overlay" | "copy"
-    reason: str
+@record
+class RootfsDirs:
+    merged: str
+    upper: str
+    work: str
 
 
-def choose_strategy(store_root: Path) -> Strategy:
-    forced = os.environ.get("ROOTLESS_ROOTFS")
-    if forced in ("overlay", "copy"):
-        return Strategy(forced, "set by ROOTLESS_ROOTFS")
-    release = os.uname().release
-    try:
-        major, minor = (int(x) for x in release.split(".")[:2])
-    except ValueError:
-        major, minor = 0, 0
-    if (major, minor) < (5, 11):
-        return Strategy("copy", f"kernel {release} < 5.11: no overlayfs in user namespaces")
-    from rootless.fs.probe import overlay_works
-
-    ok, reason = overlay_works(store_root)
-    return Strategy("overlay" if ok else "copy", reason)
+def container_dirs(container_dir: str | os.PathLike) -> RootfsDirs:
+    return RootfsDirs(*(os.path.join(container_dir, name)
+                        for name in ("rootfs", "upper", "work")))
 
 
-class RootfsDirs(NamedTuple):
-    merged: Path
-    upper: Path
-    work: Path
-
-
-def container_dirs(container_dir: Path) -> RootfsDirs:
-    return RootfsDirs(container_dir / "rootfs", container_dir / "upper",
-                      container_dir / "work")
-
-
-def prepare(container_dir: Path, layer_dirs: list[Path], strategy: Strategy) -> RootfsDirs:
+def prepare(container_dir: str | os.PathLike, layer_dirs: list[str],
+            strategy: Strategy) -> RootfsDirs:
     dirs = container_dirs(container_dir)
     for d in (dirs.merged, dirs.upper, dirs.work):
-        d.mkdir(mode=0o755, exist_ok=True)
+        try:
+            os.mkdir(d, mode=0o755)
+        except FileExistsError:
+            pass
     if strategy.name == "copy":
         for layer in layer_dirs:
             copy_layer(layer, dirs.merged)
     return dirs
 
 
-def copy_layer(layer: Path, dest: Path) -> None:
+def copy_layer(layer: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Apply one extracted layer onto `dest`, as overlayfs would show it: whiteouts
     (char 0:0, or the AUFS `.wh.NAME` files kept where mknod was refused) delete, opaque
     directories (xattr, or `.wh..wh..opq`) hide what lower layers had there.
@@ -190,8 +178,10 @@ def _copy_entry(sfd: int, dfd: int, name: str) -> None:
         return
     if stat.S_ISLNK(st.st_mode):
         os.symlink(os.readlink(name, dir_fd=sfd), name, dir_fd=dfd)
+        _copy_owner(name, st, dfd)
     elif stat.S_ISFIFO(st.st_mode):
         os.mkfifo(name, stat.S_IMODE(st.st_mode), dir_fd=dfd)
+        _copy_owner(name, st, dfd)
     elif stat.S_ISREG(st.st_mode):
         _copy_file(sfd, dfd, name, st)
 
@@ -274,8 +264,25 @@ def _copy_meta(fin: int, fout: int, mode: int, st: os.stat_result) -> None:
             os.setxattr(fout, xattr, os.getxattr(fin, xattr))
         except OSError:
             pass  # security.* and trusted.* are not ours to set; shutil skips them too
-    os.fchmod(fout, mode)
+    _copy_owner(fout, st)
+    os.fchmod(fout, mode)  # after the chown, which clears setuid/setgid
     os.utime(fout, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_owner(target: int | str, st: os.stat_result, dir_fd: int | None = None) -> None:
+    """The owner, where the copy runs as root of the storage namespace (layers of a
+    subordinate range, kernel/storage_ns.py: the copy must show them as overlayfs
+    would); elsewhere every file is the user's own, and stays so."""
+    if os.geteuid() != 0 or (st.st_uid == 0 and st.st_gid == 0):
+        return
+    try:
+        if isinstance(target, int):
+            os.fchown(target, st.st_uid, st.st_gid)
+        else:
+            os.chown(target, st.st_uid, st.st_gid, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EPERM):  # an id the namespace lacks
+            raise
 
 
 def _remove(dir_fd: int, name: str) -> None:

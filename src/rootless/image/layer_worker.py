@@ -1,6 +1,6 @@
 """Unpack one layer in a process of its own:
 
-    python -m rootless.image.layer_worker BLOB DEST WHAT PARENT_PID
+    python -m rootless.image.layer_worker BLOB DEST WHAT PARENT_PID [IDS]
 
 Unpacking is CPU work in Python (tar headers, decompression, hashing) that holds the
 GIL for much of its time; a process per layer lets several layers of one image unpack
@@ -8,6 +8,8 @@ on several cores at once, as `tar -x` pipelines do. The engine starts and limits
 processes (engine/layer_unpack.py); this module only runs image/layers.unpack_layer on
 the blob at BLOB into the existing empty directory DEST and reports on stdout, as one
 JSON object (it dies with PARENT_PID: a killed pull leaves no unpacker running),
+with IDS (kernel/storage_ns.StorageIds as JSON: a subordinate range) as root of a
+storage namespace of its own, where the files get the tar's owners,
 after lines {"progress": BYTES} (of the blob read so far, ten a second at most):
     {"diff_id": ..., "size": ..., "unapplied": {...}, "file_caps": {path: hex}}  exit 0
     {"error": "one-line message", "kind": "ImageError"|"StoreError"}  exit 1
@@ -30,13 +32,19 @@ def main(argv: list[str]) -> int:
     from rootless.image.compression import Counting
     from rootless.image.layers import unpack_layer
 
-    blob, dest, what, parent = argv
+    blob, dest, what, parent = argv[:4]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(int(parent))
     try:
+        ids = None
+        if len(argv) > 4:  # before any thread starts: unshare(2) wants one
+            from rootless.kernel.storage_ns import StorageIds, enter
+
+            ids = StorageIds.from_json(argv[4])
+            enter(ids.maps)
         with open(blob, "rb") as stream:
             counted = Counting(stream, _report_progress, every=0.1)
-            result = unpack_layer(counted, Path(dest), what)
+            result = unpack_layer(counted, Path(dest), what, ids=ids)
     except RootlessError as e:
         print(json.dumps({"error": str(e), "kind": type(e).__name__}))
         return 1

@@ -27,27 +27,40 @@ What each kind of entry becomes:
   whiteout only hides lower layers). Where the kernel or filesystem refuses (Linux <
   5.8, no user xattrs), the `.wh.` file itself is kept, the AUFS form that
   fuse-overlayfs and our copy strategy also read.
-- ownership and modes: files belong to the user who unpacks. When the tar says
-  otherwise (uid/gid not 0, which is what the user maps to in a container), or the mode
-  on disk differs, the tar's values are recorded in `user.containers.override_stat` as
-  "UID:GID:0MODE" (containers-storage's format, read by fuse-overlayfs) on regular
-  files and directories; symlinks and fifos cannot carry user xattrs and keep none.
-- setuid/setgid bits are STRIPPED on disk (the store holds files owned by a real user:
-  a setuid copy would let anyone who can reach it become that user) and kept in
-  override_stat, so a FUSE overlay can still show them. A directory keeps its setgid
-  bit (it only makes new entries inherit the group); its setuid bit is stripped.
-- device nodes cannot be made unprivileged: an empty regular file takes their place,
-  with override_stat "UID:GID:0MODE:char-MAJOR-MINOR" (or block-...), as
-  containers-storage does with ignore_chown_errors.
+- ownership and modes, in one of two ways (`ids`):
+  * with a subordinate range (`ids` given: the unpacker runs as root of the storage
+    namespace, kernel/storage_ns.py), every entry gets the tar's owner, mapped into the
+    range by the kernel (lchown; the mode after it, since chown(2) clears setuid and
+    setgid), as podman's storage unpacks: the kernel overlay then shows them, setuid
+    bits and file capabilities included. An owner the namespace cannot map refuses the
+    layer with podman's message ("potentially insufficient UIDs or GIDs ..."), unless
+    `ids.squash` (`--storage-opt ignore_chown_errors=true`): then the unmapped id
+    becomes 0 (the user, container root, as containers-storage leaves such files), the
+    entry loses its setuid/setgid bits (it must not become setuid root) and the tar's
+    values are recorded in override_stat, as below.
+  * in single-id mode (`ids` None) files belong to the user who unpacks. When the tar
+    says otherwise (uid/gid not 0, which is what the user maps to in a container), or
+    the mode on disk differs, the tar's values are recorded in
+    `user.containers.override_stat` as "UID:GID:0MODE" (containers-storage's format,
+    read by fuse-overlayfs) on regular files and directories; symlinks and fifos cannot
+    carry user xattrs and keep none. setuid/setgid bits are STRIPPED on disk (the store
+    holds files owned by a real user: a setuid copy would let anyone who can reach it
+    become that user) and kept in override_stat, so a FUSE overlay can still show them.
+    A directory keeps its setgid bit (it only makes new entries inherit the group);
+    its setuid bit is stripped.
+- device nodes cannot be made unprivileged, nor in a user namespace: an empty regular
+  file takes their place, with override_stat "UID:GID:0MODE:char-MAJOR-MINOR" (or
+  block-...), as containers-storage does with ignore_chown_errors.
 - fifos are made with mkfifo. Other entry types (sockets cannot be in tar; GNU volume
   headers, ...) are REFUSED.
 - extended attributes and ACLs in the tar (PAX SCHILY.xattr.*) are dropped: user.*
   ones could forge overlay metadata (user.overlay.redirect...), and most security.*
   ones cannot be set without privileges. File capabilities (security.capability on a
-  regular file) are the exception: they are returned in `file_caps`, and set after
-  unpacking from a user namespace whose root is this user (image/file_caps.py), so
-  the kernel keeps them as namespaced (v3) capabilities that take effect in
-  containers whose root is this user, as in rootless podman.
+  regular file) are the exception: set by root of a user namespace whose root is this
+  user, the kernel keeps them as namespaced (v3) capabilities that take effect in
+  containers whose root is this user, as in rootless podman. With `ids` they are set
+  as each file is written (after its chown, which would clear them); in single-id mode
+  they are returned in `file_caps` and set after unpacking (image/file_caps.py).
 - sparse files (GNU and PAX sparse members) are written as holes, their data segments
   at their offsets (image/layer_tar.py), never as zeros.
 
@@ -76,8 +89,11 @@ from rootless.kernel.paths import AUFS_OPAQUE as OPAQUE_MARKER
 from rootless.kernel.paths import AUFS_WHITEOUT as WHITEOUT_PREFIX
 from rootless.kernel.paths import OPAQUE_XATTR
 
-OVERRIDE_XATTR = "user.containers.override_stat"
-CAPABILITY_PAX = "SCHILY.xattr.security.capability"
+# the ownership record: one codec for the unpacker, cp, diff and the FUSE overlay
+from rootless.kernel.override import (OVERRIDE_XATTR, override_value,  # noqa: F401
+                                      parse_override)
+CAPABILITY_XATTR = "security.capability"
+CAPABILITY_PAX = "SCHILY.xattr." + CAPABILITY_XATTR
 _SETID = stat.S_ISUID | stat.S_ISGID
 _MAX_CACHED_DIRS = 128
 _TAR_READ = 1 << 16
@@ -95,10 +111,12 @@ class LayerResult(NamedTuple):
 
 
 def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer",
-                 stop=None) -> LayerResult:
+                 stop=None, ids=None) -> LayerResult:
     """Unpack the (compressed or plain) layer tar read from `stream` into `dest`, an
     existing empty directory. On error `dest` is left for the caller to remove. A set
-    `stop` event (threading.Event) makes it raise WriteStopped soon after."""
+    `stop` event (threading.Event) makes it raise WriteStopped soon after. With `ids`
+    (kernel/storage_ns.StorageIds; the caller is root of that storage namespace) the
+    files get the tar's owners, else override_stat records (see above)."""
     import tarfile
 
     from rootless.image.compression import Hashing, ReadAhead, decompressed
@@ -110,7 +128,7 @@ def unpack_layer(stream: BinaryIO, dest: Path, what: str = "layer",
     hashing = Hashing(raw)
     ahead = ReadAhead(hashing)  # inflated and hashed on another core
     root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    unpacker = _Unpacker(root_fd, what, guard)
+    unpacker = _Unpacker(root_fd, what, guard, ids)
     ok = False
     try:
         # 64 KiB reads instead of tarfile's 10 KiB: fewer trips through the
@@ -154,47 +172,9 @@ def clean_name(name: str, what: str, entry: str | None = None) -> list[str]:
     return parts
 
 
-def override_value(uid: int, gid: int, mode: int, kind: str = "") -> str:
-    """containers-storage's override_stat: "UID:GID:0MODE" or "UID:GID:0MODE:KIND"."""
-    value = f"{uid}:{gid}:0{mode & 0o7777:o}"
-    return f"{value}:{kind}" if kind else value
-
-
-def parse_override(value: str | None) -> tuple[int, int, int, int, tuple[int, int]] | None:
-    """(uid, gid, mode, kind, (major, minor)) of an override_stat record, None if the
-    record is malformed (then the kernel's values stand)."""
-    from rootless.kernel.idmap import parse_id, valid_id
-
-    if not value:
-        return None
-    parts = value.split(":")
-    if len(parts) not in (3, 4):
-        return None
-    uid, gid = parse_id(parts[0]), parse_id(parts[1])
-    if not (parts[2].isascii() and parts[2].isdigit()):  # int(x, 8) takes "+7", "0o7"
-        return None
-    mode = int(parts[2], 8) if set(parts[2]) <= set("01234567") else -1
-    # a container can write this record on its own files: never -1 ("unchanged"), never
-    # an id past the last one, never bits beyond the permission ones
-    if not (valid_id(uid) and valid_id(gid) and 0 <= mode <= 0o7777):
-        return None
-    kind, dev = 0, (0, 0)
-    if len(parts) == 4:
-        name, _, numbers = parts[3].partition("-")
-        major, _, minor = numbers.partition("-")
-        if name not in ("char", "block") or not (major.isascii() and major.isdigit()
-                                                 and minor.isascii() and minor.isdigit()):
-            return None
-        kind = stat.S_IFCHR if name == "char" else stat.S_IFBLK
-        dev = (int(major), int(minor))
-        if dev[0] > 0xFFF or dev[1] > 0xFFFFF:  # what a Linux dev_t holds
-            return None
-    return uid, gid, mode, kind, dev
-
-
 class _Unpacker:
-    def __init__(self, root_fd: int, what: str, guard) -> None:
-        self.root_fd, self.what, self.guard = root_fd, what, guard
+    def __init__(self, root_fd: int, what: str, guard, ids=None) -> None:
+        self.root_fd, self.what, self.guard, self.ids = root_fd, what, guard, ids
         self.dirs: dict[str, tuple] = {}  # path -> the directory entry's header values
         self.cache: dict[str, int] = {}  # parent path -> directory descriptor
         self.size = 0
@@ -283,6 +263,10 @@ class _Unpacker:
         elif member.issym():
             self._clear(dirfd, name)
             os.symlink(member.linkname, name, dir_fd=dirfd)
+            if self.ids is not None:
+                uid, gid, _, _ = self._owner(path, member.uid, member.gid, 0o777)
+                if uid or gid:  # lchown(2): a symlink is never followed
+                    os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
             _set_times(name, dirfd, member.mtime)
         elif member.islnk():
             self._hardlink(member, dirfd, name, parts)
@@ -291,6 +275,8 @@ class _Unpacker:
         elif member.isfifo():
             self._clear(dirfd, name)
             os.mkfifo(name, member.mode & 0o777 & ~_SETID, dir_fd=dirfd)
+            if self.ids is not None:
+                self._fifo_owner(dirfd, name, path, member)
             _set_times(name, dirfd, member.mtime)
         else:
             raise ImageError(f"{self.what}: entry {member.name!r} has unsupported tar type "
@@ -315,8 +301,12 @@ class _Unpacker:
             self._set_meta(fd, path, member.mode, member.uid, member.gid, member.mtime)
             cap = member.pax_headers.get(CAPABILITY_PAX)
             if cap:
-                self.file_caps[path] = (cap if isinstance(cap, bytes)
-                                        else cap.encode("utf-8", "surrogateescape"))
+                value = cap if isinstance(cap, bytes) else cap.encode("utf-8",
+                                                                      "surrogateescape")
+                if self.ids is None:
+                    self.file_caps[path] = value
+                else:  # root here is the user: the kernel stores a v3 value for it
+                    os.setxattr(fd, CAPABILITY_XATTR, value)
         finally:
             os.close(fd)
 
@@ -377,8 +367,10 @@ class _Unpacker:
             return  # this layer has its own `hidden`: the whiteout only hid lower ones
         except FileNotFoundError:
             pass
+        from rootless.kernel.syscalls import RealSyscalls  # EPERM under a floor < 5.8
+
         try:
-            os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dirfd)
+            RealSyscalls().mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dirfd)
         except PermissionError:
             self._aufs_marker(dirfd, name)
 
@@ -391,12 +383,57 @@ class _Unpacker:
 
     def _set_meta(self, fd: int, path: str, mode: int, uid: int, gid: int, mtime,
                   kind: str = "", is_dir: bool = False) -> None:
-        # setgid on a directory only makes new entries inherit its group: kept
-        disk = mode & 0o7777 & ~(stat.S_ISUID if is_dir else _SETID)
-        os.fchmod(fd, disk)
-        if uid != 0 or gid != 0 or disk != mode & 0o7777 or kind:
-            self._setxattr(fd, path, OVERRIDE_XATTR, override_value(uid, gid, mode, kind))
+        if self.ids is not None:
+            self._set_owner(fd, path, mode, uid, gid, kind)
+        else:
+            # setgid on a directory only makes new entries inherit its group: kept
+            disk = mode & 0o7777 & ~(stat.S_ISUID if is_dir else _SETID)
+            if uid != 0 or gid != 0 or disk != mode & 0o7777 or kind:
+                # before the mode: a user xattr needs write permission, even the
+                # owner's (a 0000 file of group shadow, say)
+                self._setxattr(fd, path, OVERRIDE_XATTR,
+                               override_value(uid, gid, mode, kind))
+            os.fchmod(fd, disk)
         _set_times(fd, None, mtime)
+
+    def _set_owner(self, fd: int, path: str, mode: int, uid: int, gid: int,
+                   kind: str) -> None:
+        """The tar's owner and mode, for real (storage namespace). A device keeps its
+        record (no device node can be made here); so does a squashed owner."""
+        disk_uid, disk_gid, disk_mode, squashed = self._owner(path, uid, gid, mode)
+        if disk_uid or disk_gid:  # made by root here: 0:0 already
+            os.fchown(fd, disk_uid, disk_gid)
+        os.fchmod(fd, disk_mode)  # after the chown, which clears setuid/setgid
+        if kind or squashed:
+            self._setxattr(fd, path, OVERRIDE_XATTR, override_value(uid, gid, mode, kind))
+
+    def _owner(self, path: str, uid: int, gid: int, mode: int) -> tuple[int, int, int, bool]:
+        """(uid, gid, mode) to give an entry in the storage namespace, and whether its
+        owner was squashed; refuses an owner the namespace cannot map."""
+        mode &= 0o7777
+        if self.ids.mapped(uid, gid):
+            return uid, gid, mode, False
+        if not self.ids.squash:
+            raise ImageError(f"{self.what}: potentially insufficient UIDs or GIDs available "
+                             f"in user namespace (requested {uid}:{gid} for /{path}): check "
+                             "/etc/subuid and /etc/subgid (or --storage-opt "
+                             "ignore_chown_errors=true)")
+        return (*self.ids.squashed(uid, gid), mode & ~_SETID, True)
+
+    def _fifo_owner(self, dirfd: int, name: str, path: str, member) -> None:
+        """A fifo's owner and mode, through an O_PATH descriptor of what mkfifo made
+        (chmod(2) has no "do not follow"; the descriptor's /proc link is the inode)."""
+        uid, gid, mode, _ = self._owner(path, member.uid, member.gid, member.mode)
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+        try:
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                raise ImageError(f"{self.what}: entry {path!r} changed while unpacked")
+            link = f"/proc/self/fd/{fd}"
+            if uid or gid:
+                os.chown(link, uid, gid)
+            os.chmod(link, mode)
+        finally:
+            os.close(fd)
 
     def _setxattr(self, fd: int, path: str, name: str, value: str) -> None:
         try:

@@ -12,9 +12,9 @@ Anything else is refused with "invalid reference format: ...".
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from rootless.errors import ImageError
+from rootless.records import record
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
@@ -35,7 +35,8 @@ _TAG_ONLY = re.compile(_TAG)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class Reference(NamedTuple):
+@record
+class Reference:
     domain: str
     path: str
     tag: str | None

@@ -18,9 +18,9 @@ capability.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from rootless.errors import RuntimeSetupError
+from rootless.records import record
 
 
 MAX_ID = 0xFFFFFFFE  # the largest uid or gid: 0xFFFFFFFF is (uid_t)-1
@@ -41,7 +41,8 @@ def valid_id(value: object) -> bool:
     return type(value) is int and 0 <= value <= MAX_ID
 
 
-class IdRange(NamedTuple):
+@record
+class IdRange:
     container_id: int
     host_id: int
     size: int
@@ -50,7 +51,8 @@ class IdRange(NamedTuple):
         return f"{self.container_id} {self.host_id} {self.size}"
 
 
-class IdMaps(NamedTuple):
+@record
+class IdMaps:
     """The uid and gid maps of one user namespace, and how to write them."""
 
     uids: tuple[IdRange, ...]
@@ -128,10 +130,8 @@ def detect_maps(container_uid: int = 0, container_gid: int = 0) -> IdMaps:
     as, so `-u 1000` works without any other id being mapped (as Apptainer does).
     """
     uid, gid = os.getuid(), os.getgid()
-    if os.environ.get("ROOTLESS_IDMAP") != "single" and helpers_present():
-        name = _user_name(uid)
-        subuid = subordinate_range("/etc/subuid", name, uid)
-        subgid = subordinate_range("/etc/subgid", name, uid)
+    if os.environ.get("ROOTLESS_IDMAP") != "single":
+        subuid, subgid = _ranges(uid)
         if subuid and subgid:
             return IdMaps(
                 uids=(IdRange(0, uid, 1), IdRange(1, subuid[0], min(subuid[1], 65536))),
@@ -143,6 +143,36 @@ def detect_maps(container_uid: int = 0, container_gid: int = 0) -> IdMaps:
         gids=(IdRange(container_gid, gid, 1),),
         use_helpers=False,
     )
+
+
+_RANGES: dict[int, tuple] = {}  # uid -> its ranges: read once per process (`run`
+# asks twice: for the layers' owners and for the container's maps)
+
+
+def _ranges(uid: int) -> tuple:
+    """(subuid range, subgid range) of `uid`, each None when missing; both None
+    without the helpers."""
+    if uid not in _RANGES:
+        if helpers_present() and _root_mapped():
+            name = _user_name(uid)
+            _RANGES[uid] = (subordinate_range("/etc/subuid", name, uid),
+                            subordinate_range("/etc/subgid", name, uid))
+        else:
+            _RANGES[uid] = (None, None)
+    return _RANGES[uid]
+
+
+def _root_mapped() -> bool:
+    """newuidmap/newgidmap are setuid root, which holds only where root is mapped: in a
+    user namespace that does not map it (a rootless container, `unshare --user
+    --map-current-user`) the kernel ignores their setuid bit (execve(2)) and they fail,
+    so this user is in single-id mode there."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return True
+    return any(len(fields) == 3 and fields[1] == "0" for fields in map(str.split, lines))
 
 
 def write_maps(pid: int, maps: IdMaps) -> None:

@@ -22,8 +22,9 @@ root are only ever resolved relative to a descriptor of the root:
   its own descriptor and its target walked again from the root (absolute) or from the
   current directory (relative), at most MAX_SYMLINKS times; `..` pops the stack of
   directories walked, never past the root. The walk never hands a path string
-  containing a symlink to the kernel; it refuses /proc/PID/fd/N magic links (ELOOP, as
-  RESOLVE_NO_MAGICLINKS) and reads any other link only as text resolved in the root.
+  containing a symlink to the kernel; it refuses procfs's magic links (/proc/PID/fd/N,
+  cwd, root, exe: ELOOP, as RESOLVE_NO_MAGICLINKS) and reads any other link only as
+  text resolved in the root.
 - The same walk resolves a path in the merged view of overlay layers that are not
   mounted (open_in_layers: the engine reads the image's /etc/passwd before the
   container exists). Each component is looked up in the layers topmost first, as
@@ -43,7 +44,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from rootless.kernel.constants import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 
@@ -84,21 +85,12 @@ def _probe_openat2() -> bool:
     return True
 
 
-_shim = None  # (ffi, lib), loaded on first use
-
-
 def _shim_openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int) -> int:
-    global _shim
-    if _shim is None:
-        from rootless._shim import ffi, lib
+    """The real openat2 (through the Syscalls seam's real class, where a kernel floor
+    below 5.6 answers ENOSYS, as such a kernel does)."""
+    from rootless.kernel.syscalls import RealSyscalls
 
-        _shim = ffi, lib
-    ffi, lib = _shim
-    fd = lib.rl_openat2(dirfd, os.fsencode(path), flags, mode, resolve)
-    if fd < 0:
-        err = ffi.errno
-        raise OSError(err, os.strerror(err), path)
-    return fd
+    return RealSyscalls().openat2(dirfd, path, flags, mode, resolve)
 
 
 def _openat2(dirfd: int, path: str, flags: int, mode: int, resolve: int = _IN_ROOT,
@@ -123,7 +115,7 @@ def _kernel_open(root_fd: int, path: str, flags: int, mode: int, no_symlinks: bo
     try:
         return _openat2(root_fd, path or ".", flags, mode, resolve, call)
     except OSError as e:
-        if e.errno == errno.ENOSYS and call is not None:
+        if e.errno == errno.ENOSYS:
             return None  # a Syscalls seam set to a kernel floor below 5.6 (DESIGN.md, 8)
         raise
 
@@ -412,16 +404,35 @@ def _reopen(roots: tuple[int, ...], names: list[str], path: str,
 
 def _link_target(fd: int, st: os.stat_result, path: str, refuse: bool) -> str:
     """The text of the symlink held by `fd` (which this closes), never re-read by name;
-    ELOOP when `refuse`, or for a magic link: symlink(2) makes every link 0777, and only
-    procfs's magic links have other modes (/proc/PID/fd/N: 0300, 0500, 0700), the kind
-    runc's CVE-2024-21626 went through; they are refused as RESOLVE_NO_MAGICLINKS does.
-    A 0777 one (/proc/PID/cwd, root, exe) is only text, resolved inside the root."""
+    ELOOP when `refuse`, or for a magic link, as RESOLVE_NO_MAGICLINKS does: symlink(2)
+    makes every link 0777, and procfs's magic links of other modes (/proc/PID/fd/N:
+    0300, 0500, 0700) are the kind runc's CVE-2024-21626 went through; the 0777 ones
+    (/proc/PID/cwd, root, exe, ns/*) are told by their filesystem and their text."""
     try:
         if refuse or stat.S_IMODE(st.st_mode) != 0o777:
             raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
-        return os.readlink("", dir_fd=fd)
+        text = os.readlink("", dir_fd=fd)
+        if _magic_text(text) and _on_procfs(fd):
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+        return text
     finally:
         os.close(fd)
+
+
+PROC_SUPER_MAGIC = 0x9FA0  # statfs(2)
+
+
+def _magic_text(text: str) -> bool:
+    """What procfs's magic links read as: an absolute path, "(unreachable)/...", or
+    "pipe:[N]", "net:[N]", "anon_inode:..."; its plain links (/proc/self, thread-self,
+    mounts, net) read as relative paths."""
+    return text.startswith(("/", "(")) or ":" in text
+
+
+def _on_procfs(fd: int) -> bool:
+    from rootless._shim import lib
+
+    return lib.rl_fstatfs_type(fd) == PROC_SUPER_MAGIC
 
 
 def _entry(dirfd: int, name: str) -> tuple[int, int, os.stat_result] | None:

@@ -84,11 +84,11 @@ class ProcessHandle:
         self.pid = pid
         self.started = started
         self.fd: int | None = None
-        from rootless.kernel.floor import below_floor
+        from rootless.kernel.syscalls import RealSyscalls
 
+        self._sys = RealSyscalls()  # where a kernel floor below 5.3 refuses pidfds
         try:
-            if not below_floor((5, 3)):  # pidfd_open(2) came with Linux 5.3
-                self.fd = os.pidfd_open(pid)
+            self.fd = self._sys.pidfd_open(pid)
         except (AttributeError, OSError):  # no pidfd (Linux < 5.3), or already reaped
             self.fd = None
         if not alive_as(pid, started):  # checked after the open: the fd is the one
@@ -99,9 +99,7 @@ class ProcessHandle:
         """Send `signum`; False if the process is gone."""
         try:
             if self.fd is not None:
-                import signal
-
-                signal.pidfd_send_signal(self.fd, signum)
+                self._sys.pidfd_send_signal(self.fd, signum)
             elif alive_as(self.pid, self.started):
                 os.kill(self.pid, signum)
             else:

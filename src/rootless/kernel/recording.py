@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 
+from rootless.kernel.syscalls import Syscalls
 
-class RecordingSyscalls:
-    def __init__(self, fail: dict[str, int] | None = None) -> None:
+
+class RecordingSyscalls(Syscalls):
+    def __init__(self, fail: dict[str, int] | None = None, mount_flags: int = 0,
+                 submounts: tuple[str, ...] = ()) -> None:
         self.calls: list[tuple] = []
         self.fail = fail or {}  # method name -> errno to raise
         self._next_fd = 1000
+        self._mount_flags = mount_flags  # what statvfs says of every mount
+        self._submounts = list(submounts)  # what mountinfo says is below every mount
 
     def _record(self, name: str, *args) -> None:
         self.calls.append((name, *args))
@@ -92,6 +97,24 @@ class RecordingSyscalls:
 
     def execveat(self, dirfd, path, argv, envp, flags=0):
         self._record("execveat", dirfd, path, tuple(argv), tuple(envp), flags)
+
+    def pidfd_open(self, pid):
+        self._record("pidfd_open", pid)
+        return _real_fd()
+
+    def pidfd_send_signal(self, pidfd, signum):
+        self._record("pidfd_send_signal", pidfd, signum)
+
+    def mknod(self, path, mode, device, dir_fd):
+        self._record("mknod", path, mode, device)
+
+    def mount_flags(self, fd):
+        self._record("mount_flags", fd)
+        return self._mount_flags
+
+    def submounts(self, fd):
+        self._record("submounts", fd)
+        return list(self._submounts)
 
 
 def _real_fd() -> int:

@@ -1,6 +1,6 @@
 """Removing trees that overlayfs, containers and images leave behind: the one remover
 every caller uses (containers, layers, tmp/, the overlay probe, rootfs copies, and the
-user-namespace remover of engine/unshare.py).
+storage namespace's, kernel/storage_ns.py).
 
 By descriptor, never by path (kernel/tree.py walks): the top is opened with
 O_NOFOLLOW|O_DIRECTORY relative to its parent's descriptor, then every entry is
@@ -25,14 +25,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
 
 from rootless.kernel.tree import DIR_FLAGS, walk_tree
 
 _NOT_DIR = (errno.ENOTDIR, errno.ELOOP)  # O_NOFOLLOW|O_DIRECTORY met a non-directory
 
 
-def rmtree_owned(path: Path | str) -> None:
+def rmtree_owned(path: str | os.PathLike) -> None:
     """Remove `path` and everything below it; a missing path is not an error. Only
     the last component is never followed: the path up to it is the caller's (the
     store's root may well sit behind a symlinked home)."""

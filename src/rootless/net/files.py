@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import Path
 
 HOST_RESOLV_CONF = "/etc/resolv.conf"
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
 
 
 def hosts_file(hostname: str, network: str) -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     if network == "host":
         try:
-            lines.append(Path("/etc/hosts").read_text().strip())
+            lines.append(_read("/etc/hosts").strip())
         except OSError:
             pass
     lines.append(f"127.0.1.1\t{hostname}")
@@ -21,7 +26,7 @@ def hosts_file(hostname: str, network: str) -> str:
 
 def resolv_conf(network: str) -> str:
     try:
-        text = Path(HOST_RESOLV_CONF).read_text()
+        text = _read(HOST_RESOLV_CONF)
     except OSError:
         text = ""
     if network == "host":
@@ -31,12 +36,15 @@ def resolv_conf(network: str) -> str:
                    if not re.match(r"\s*nameserver\s+(127\.|::1)", line))
 
 
-def write_network_files(container_dir: Path, hostname: str, network: str) -> dict[str, Path]:
+def write_network_files(container_dir: str, hostname: str, network: str) -> dict[str, str]:
+    """{path in the container: the file written in `container_dir`}."""
     files = {
-        "/etc/hostname": (container_dir / "hostname", hostname + "\n"),
-        "/etc/hosts": (container_dir / "hosts", hosts_file(hostname, network)),
-        "/etc/resolv.conf": (container_dir / "resolv.conf", resolv_conf(network)),
+        "/etc/hostname": (os.path.join(container_dir, "hostname"), hostname + "\n"),
+        "/etc/hosts": (os.path.join(container_dir, "hosts"), hosts_file(hostname, network)),
+        "/etc/resolv.conf": (os.path.join(container_dir, "resolv.conf"),
+                             resolv_conf(network)),
     }
     for path, text in files.values():
-        path.write_text(text)
+        with open(path, "w") as f:
+            f.write(text)
     return {dest: path for dest, (path, _) in files.items()}

@@ -20,34 +20,20 @@ from rootless.kernel.idmap import ID_RANGE, valid_id
 from rootless.kernel.syscalls import Syscalls
 from rootless.runtime import plan as p
 from rootless.runtime.caps import last_cap
+from rootless.runtime.mount_attrs import set_mount_attrs
 from rootless.runtime.mountpoints import fd_path, is_directory, mountpoint, open_in_rootfs
+from rootless.runtime.overlay_options import mount_overlay
 
-AT_EMPTY_PATH = 0x1000
-PAGE = 4096  # the most mount(2) copies of its data string
-
-
-def overlay_data(step: p.MountOverlay) -> str:
-    """mount(2)'s overlay options; refused, naming the limit, where they cannot fit."""
-    for path in (*step.lower, step.upper, step.work):
-        if ":" in path or "," in path:
-            raise RuntimeSetupError(f"mount overlay: the path {path} holds ':' or ',', which "
-                                    "this kernel's overlay options cannot carry (Linux 6.8 "
-                                    "can; or move the store with --root)")
-    data = (f"lowerdir={':'.join(step.lower)},upperdir={step.upper},"
-            f"workdir={step.work},userxattr")
-    if len(data) >= PAGE:
-        raise RuntimeSetupError(f"mount overlay: {len(step.lower)} layers are too many for "
-                                "this kernel's overlay options (Linux 6.8 lifts the limit; "
-                                "a shorter store path with --root helps)")
-    return data
-
-
+FLAG_NEW_LISTENER = 1 << 3  # SECCOMP_FILTER_FLAG_NEW_LISTENER (runtime/seccomp.py)
 
 
 class Executor:
-    def __init__(self, sys: Syscalls) -> None:
+    def __init__(self, sys: Syscalls, listener_to=None) -> None:
         self.sys = sys
         self.root_fd = -1  # the rootfs, until PivotRoot makes it "/"
+        # where a filter's notification listener goes (runtime/process.py sends it to
+        # the runtime over a socket); None: it is closed, and trapped calls get ENOSYS
+        self.listener_to = listener_to
 
     def run(self, steps: tuple[object, ...]) -> None:
         for step in steps:
@@ -67,14 +53,28 @@ class Executor:
     def do_MountOverlay(self, step: p.MountOverlay) -> None:
         # userxattr: in a user namespace overlayfs keeps whiteouts/opaque marks in
         # user.overlay.* xattrs (Linux 5.11); layers are unpacked that way.
-        if not self._overlay_layer_by_layer(step):
-            self.sys.mount("overlay", step.target, "overlay", 0, overlay_data(step))
+        if not self._overlay_layer_by_layer(step):  # before 6.8: one options string
+            mount_overlay(self.sys, step)
+        self.root_fd = os.open(step.target, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def do_MountFuse(self, step: p.MountFuse) -> None:
+        # imported here, before pivot_root, only by containers of the FUSE overlay
+        from rootless.runtime.fuse_mount import mount_fuse
+
+        mount_fuse(self.sys, step.target, step.single_id, step.channel)
         self.root_fd = os.open(step.target, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def _overlay_layer_by_layer(self, step: p.MountOverlay) -> bool:
         """Mount the overlay with fsconfig, one `lowerdir+` per layer (Linux 6.8): no
         page-size limit on the number of layers, no ':' or ',' rules for paths. False
-        (nothing mounted) where the kernel lacks it; the caller mounts the old way."""
+        (nothing mounted) where the kernel lacks it; the caller mounts the old way.
+
+        Lacking it shows as EINVAL, but not always at the first `lowerdir+`: overlayfs
+        took the new mount API's parameters in 6.5, and before it (RHEL 9's 5.14, Debian
+        12's 6.1) the VFS passes every key on as a legacy option string, so each
+        fsconfig succeeds until the string outgrows a page, and the create step refuses
+        the unknown "lowerdir+" option. An EINVAL anywhere up to the create is taken for
+        that; one with another cause comes back from the mount(2) that follows."""
         try:
             fs = self.sys.fsopen("overlay", k.FSOPEN_CLOEXEC)
         except OSError as e:
@@ -83,17 +83,16 @@ class Executor:
             raise
         try:
             try:
-                self.sys.fsconfig(fs, k.FSCONFIG_SET_STRING, "lowerdir+", step.lower[0])
+                for layer in step.lower:  # topmost first, as in lowerdir=a:b:c
+                    self.sys.fsconfig(fs, k.FSCONFIG_SET_STRING, "lowerdir+", layer)
+                self.sys.fsconfig(fs, k.FSCONFIG_SET_STRING, "upperdir", step.upper)
+                self.sys.fsconfig(fs, k.FSCONFIG_SET_STRING, "workdir", step.work)
+                self.sys.fsconfig(fs, k.FSCONFIG_SET_FLAG, "userxattr")
+                self.sys.fsconfig(fs, k.FSCONFIG_CMD_CREATE)
             except OSError as e:
-                if e.errno == errno.EINVAL:  # before 6.8: no such parameter
+                if e.errno == errno.EINVAL:  # before 6.8: no `lowerdir+`
                     return False
                 raise
-            for layer in step.lower[1:]:  # topmost first, as in lowerdir=a:b:c
-                self.sys.fsconfig(fs, k.FSCONFIG_SET_STRING, "lowerdir+", layer)
-            self.sys.fsconfig(fs, k.FSCONFIG_SET_STRING, "upperdir", step.upper)
-            self.sys.fsconfig(fs, k.FSCONFIG_SET_STRING, "workdir", step.work)
-            self.sys.fsconfig(fs, k.FSCONFIG_SET_FLAG, "userxattr")
-            self.sys.fsconfig(fs, k.FSCONFIG_CMD_CREATE)
             mnt = self.sys.fsmount(fs, k.FSMOUNT_CLOEXEC)
         finally:
             os.close(fs)
@@ -153,7 +152,7 @@ class Executor:
         mount names the covered directory, not the new mount)."""
         fd = open_in_rootfs(self.sys, self.root_fd, dest)
         try:
-            self.sys.mount_setattr(fd, "", AT_EMPTY_PATH | k.AT_RECURSIVE, attrs)
+            set_mount_attrs(self.sys, fd, "", attrs, recursive=True)
         finally:
             os.close(fd)
 
@@ -203,10 +202,10 @@ class Executor:
         if not os.path.lexists(step.path):
             return
         self.sys.mount(step.path, step.path, None, k.MS_BIND | k.MS_REC)
-        self.sys.mount_setattr(-100, step.path, k.AT_RECURSIVE, k.MOUNT_ATTR_RDONLY)
+        set_mount_attrs(self.sys, k.AT_FDCWD, step.path, k.MOUNT_ATTR_RDONLY, recursive=True)
 
     def do_ReadonlyRoot(self, step: p.ReadonlyRoot) -> None:
-        self.sys.mount_setattr(-100, "/", 0, k.MOUNT_ATTR_RDONLY)
+        set_mount_attrs(self.sys, k.AT_FDCWD, "/", k.MOUNT_ATTR_RDONLY, recursive=False)
 
     def do_SetHostname(self, step: p.SetHostname) -> None:
         self.sys.sethostname(step.name)
@@ -309,7 +308,14 @@ class Executor:
         # seccomp(2): without no_new_privs the caller needs CAP_SYS_ADMIN in its user
         # namespace; the plan puts this step where one of the two holds. The filter is
         # inherited across fork and execve by everything the container runs.
-        self.sys.seccomp_set_filter(step.flags, step.program)
+        listener = self.sys.seccomp_set_filter(step.flags, step.program)
+        if step.flags & FLAG_NEW_LISTENER and listener > 0:
+            # the fakeroot's: to the monitor before any trapped call can wait for it
+            try:
+                if self.listener_to is not None:
+                    self.listener_to(listener)
+            finally:
+                os.close(listener)
 
     def do_Exec(self, step: p.Exec) -> None:
         raise AssertionError("Exec is run by runtime.process, not the executor")
@@ -335,6 +341,7 @@ class Executor:
 HANDLERS = {
     p.MakeMountsPrivate: Executor.do_MakeMountsPrivate,
     p.MountOverlay: Executor.do_MountOverlay,
+    p.MountFuse: Executor.do_MountFuse,
     p.BindRootfs: Executor.do_BindRootfs,
     p.MountFilesystem: Executor.do_MountFilesystem,
     p.BindMount: Executor.do_BindMount,
@@ -366,7 +373,7 @@ def describe(step: object) -> str:
         return f"mount {step.fstype} on {step.dest}"
     if isinstance(step, p.BindMount):
         return f"bind mount {step.source} on {step.dest}"
-    if isinstance(step, (p.MountOverlay, p.BindRootfs)):
+    if isinstance(step, (p.MountOverlay, p.MountFuse, p.BindRootfs)):
         return "mount rootfs"
     if isinstance(step, p.BindDevice):
         return f"bind device {step.path}"

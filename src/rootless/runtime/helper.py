@@ -73,7 +73,11 @@ def _copy(src: int, dst: int, size: int) -> None:
         offset += sent
 
 
-def helper_argv(step: Exec, report_fd: int) -> list[str]:
-    """`rootless-init [--init] --report-fd N -- COMMAND [ARG...]` (see its header)."""
+def helper_argv(step: Exec, report_fd: int, close_range: bool = True) -> list[str]:
+    """`rootless-init [--init] [--no-close-range] --report-fd N -- COMMAND [ARG...]`
+    (see its header); --no-close-range where the runtime's own close_range(2) failed
+    (an old kernel, or the kernel floor): the helper then closes each fd itself."""
     options = ["--init"] if step.init else []
+    if not close_range:
+        options.append("--no-close-range")
     return [NAME, *options, "--report-fd", str(report_fd), "--", *step.args]

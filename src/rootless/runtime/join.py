@@ -60,10 +60,6 @@ def join_namespaces(sys: Syscalls, pid: int, start_time: int, flags: int) -> Non
 
 def _join_by_pidfd(sys: Syscalls, pidfd: int, pid: int, flags: int) -> bool:
     """True once joined; False where the kernel takes no pidfd in setns (before 5.8)."""
-    from rootless.kernel.floor import below_floor
-
-    if below_floor((5, 8)):  # as on such a kernel: setns(2) refuses the pidfd
-        return False
     try:
         sys.setns(pidfd, flags)
     except OSError as e:

@@ -6,37 +6,51 @@ them in the container's first process. Plans print with `--debug` and compare in
 Paths in operations before `PivotRoot` are container paths, resolved inside the rootfs
 at execution time (never joined as strings); after it they are ordinary paths.
 
-Operations are NamedTuples rather than dataclasses: this module is on every `rootless
+Operations are NamedTuples (rootless/records.py) rather than dataclasses: this module is on every `rootless
 run`, and creating two dozen dataclasses costs ~10 ms of start-up; NamedTuples ~1 ms.
 Compare plans with `same_steps`, since tuples of different types can be equal.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from rootless.kernel import constants as k
+from rootless.records import record
 from rootless.runtime import caps
 from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
                                           ROOTFS_OVERLAY_ANNOTATION)
 
 
-class MakeMountsPrivate(NamedTuple):
+@record
+class MakeMountsPrivate:
     """Stop mount events from propagating between the host and the container."""
 
 
-class MountOverlay(NamedTuple):
+@record
+class MountOverlay:
     target: str  # host path of the merged directory (spec root.path)
     lower: tuple[str, ...]  # topmost first, as overlayfs wants them
     upper: str
     work: str
 
 
-class BindRootfs(NamedTuple):
+@record
+class MountFuse:
+    """Our FUSE overlay on the rootfs directory: the init opens /dev/fuse in its user
+    namespace, mounts, and hands the descriptor to the server over `channel`
+    (runtime/fuse_mount.py; the server is fs/fuse_server.py)."""
+
+    target: str  # host path of the merged directory (spec root.path)
+    single_id: bool = True  # the server checks permissions; else the kernel does
+    channel: int = -1  # the socket to the server, set by start_spec; -1: none yet
+
+
+@record
+class BindRootfs:
     path: str  # a plain directory made into a mount point so pivot_root accepts it
 
 
-class MountFilesystem(NamedTuple):
+@record
+class MountFilesystem:
     fstype: str
     dest: str
     source: str
@@ -47,7 +61,8 @@ class MountFilesystem(NamedTuple):
     fallback_data: str | None = None
 
 
-class BindMount(NamedTuple):
+@record
+class BindMount:
     source: str  # host path
     dest: str
     recursive: bool = True
@@ -55,63 +70,76 @@ class BindMount(NamedTuple):
     flags: int = 0  # MOUNT_ATTR_* to set besides read-only
 
 
-class BindHostSys(NamedTuple):
+@record
+class BindHostSys:
     """sysfs cannot be mounted without owning the network namespace: bind the host's."""
 
     dest: str = "/sys"
 
 
-class BindDevice(NamedTuple):
+@record
+class BindDevice:
     path: str  # the same path on the host and in the container, e.g. /dev/null
 
 
-class MakeSymlink(NamedTuple):
+@record
+class MakeSymlink:
     target: str
     dest: str
 
 
-class PivotRoot(NamedTuple):
+@record
+class PivotRoot:
     rootfs: str
 
 
-class MaskPath(NamedTuple):
+@record
+class MaskPath:
     path: str
 
 
-class ReadonlyPath(NamedTuple):
+@record
+class ReadonlyPath:
     path: str
 
 
-class ReadonlyRoot(NamedTuple):
+@record
+class ReadonlyRoot:
     pass
 
 
-class SetHostname(NamedTuple):
+@record
+class SetHostname:
     name: str
 
 
-class LoopbackUp(NamedTuple):
+@record
+class LoopbackUp:
     pass
 
 
-class SetRlimit(NamedTuple):
+@record
+class SetRlimit:
     resource: str  # RLIMIT_NOFILE ...
     soft: int
     hard: int
 
 
-class Chdir(NamedTuple):
+@record
+class Chdir:
     path: str
     # run makes a missing working directory, as docker does; exec only enters one (runc
     # chdirs to an exec's cwd and fails if it is missing)
     create: bool = True
 
 
-class DropBoundingCapabilities(NamedTuple):
+@record
+class DropBoundingCapabilities:
     bounding: int
 
 
-class SetCapabilities(NamedTuple):
+@record
+class SetCapabilities:
     """After SetUser: the sets the process keeps (a non-root exec clears them anyway)."""
 
     effective: int
@@ -120,7 +148,8 @@ class SetCapabilities(NamedTuple):
     ambient: int
 
 
-class SetUser(NamedTuple):
+@record
+class SetUser:
     uid: int
     gid: int
     additional_gids: tuple[int, ...] = ()
@@ -129,11 +158,13 @@ class SetUser(NamedTuple):
     set_groups: bool = True
 
 
-class NoNewPrivileges(NamedTuple):
+@record
+class NoNewPrivileges:
     pass
 
 
-class LoadSeccomp(NamedTuple):
+@record
+class LoadSeccomp:
     """Install a compiled seccomp filter (runtime/seccomp.py): with no_new_privs, right
     before Exec; without it before SetUser, while the process still holds CAP_SYS_ADMIN
     in its user namespace, which seccomp(2) then requires (runc's two places)."""
@@ -141,13 +172,16 @@ class LoadSeccomp(NamedTuple):
     program: bytes  # struct sock_filter[]
     flags: int = 0  # SECCOMP_FILTER_FLAG_*
     digest: str = ""  # of the OCI section it was compiled from
+    fakeroot: str = ""  # "notify" | "errno": its fakeroot rules (seccomp_fakeroot.py)
 
     def __repr__(self) -> str:
+        fakeroot = f", fakeroot={self.fakeroot}" if self.fakeroot else ""
         return (f"LoadSeccomp({len(self.program) // 8} instructions, flags={self.flags}, "
-                f"digest={self.digest[:12]})")
+                f"digest={self.digest[:12]}{fakeroot})")
 
 
-class JoinCgroup(NamedTuple):
+@record
+class JoinCgroup:
     """Move this process into the cgroup of a running container's init (best effort:
     a cgroup v2 one the user may write; else the process stays where it is)."""
 
@@ -155,7 +189,8 @@ class JoinCgroup(NamedTuple):
     start_time: int
 
 
-class JoinNamespaces(NamedTuple):
+@record
+class JoinNamespaces:
     """Enter the namespaces of a running container's init, named by pid and start time
     (kernel/procs.py), so a reused pid never leads into someone else's. Run before the
     fork that makes the exec'd process: setns(2) with CLONE_NEWPID moves only the
@@ -166,14 +201,16 @@ class JoinNamespaces(NamedTuple):
     namespaces: int  # CLONE_NEW* flags, CLONE_NEWUSER among them
 
 
-class Exec(NamedTuple):
+@record
+class Exec:
     args: tuple[str, ...]
     env: tuple[str, ...]
     init: bool = False  # run a reaping, signal-forwarding init as pid 1 (--init)
     terminal: bool = False
 
 
-class Plan(NamedTuple):
+@record
+class Plan:
     namespaces: int  # CLONE_NEW* flags besides CLONE_NEWUSER
     steps: tuple = ()
 
@@ -202,8 +239,9 @@ def namespace_flags(spec: dict) -> int:
     return flags
 
 
-def build_plan(spec: dict, single_id: bool) -> Plan:
-    """The whole set-up of one container, in the order it must run."""
+def build_plan(spec: dict, single_id: bool, fakeroot: str = "") -> Plan:
+    """The whole set-up of one container, in the order it must run. `fakeroot`: the
+    filter's fakeroot rules, "notify" or "errno" (runtime/seccomp_fakeroot.py), or none."""
     flags = namespace_flags(spec)
     steps: list[object] = [MakeMountsPrivate()]
     if flags & k.CLONE_NEWNET:  # needs no filesystem; before the pivot, where it may
@@ -221,13 +259,13 @@ def build_plan(spec: dict, single_id: bool) -> Plan:
         steps.append(SetHostname(spec["hostname"]))
     init = spec.get("annotations", {}).get(INIT_ANNOTATION) == "true"
     steps += process_steps(spec["process"], single_id, init, keeps_groups(spec))
-    if linux.get("seccomp"):
-        place_seccomp(steps, seccomp_step(linux["seccomp"]))
+    if linux.get("seccomp") or fakeroot:
+        place_seccomp(steps, seccomp_step(linux.get("seccomp"), fakeroot))
     return Plan(namespaces=flags, steps=tuple(steps))
 
 
 def build_exec_plan(spec: dict, process: dict, single_id: bool, init_pid: int,
-                    init_start: int) -> Plan:
+                    init_start: int, fakeroot: str = "") -> Plan:
     """A process joining the running container `spec` describes (exec): the namespaces
     of its init entered instead of made, and no mounts, masks or pivot, since the joined
     mount namespace already has them and its root is the container's (setns(2): joining
@@ -242,25 +280,51 @@ def build_exec_plan(spec: dict, process: dict, single_id: bool, init_pid: int,
     for step in process_steps(process, single_id, False, keeps_groups(spec)):
         steps.append(step._replace(create=False) if isinstance(step, Chdir) else step)
     seccomp = spec.get("linux", {}).get("seccomp")
-    if seccomp:
-        place_seccomp(steps, seccomp_step(seccomp))
+    if seccomp or fakeroot:
+        place_seccomp(steps, seccomp_step(seccomp, fakeroot))
     return Plan(namespaces=0, steps=tuple(steps))
 
 
-def seccomp_step(section: dict) -> LoadSeccomp:
+def seccomp_step(section: dict | None, fakeroot: str = "") -> LoadSeccomp | None:
     from rootless.errors import RuntimeSetupError
     from rootless.runtime.seccomp import check_section, program_for, uses_notify
 
-    check_section(section)
-    if uses_notify(section):  # nothing would answer: the calls would hang
-        raise RuntimeSetupError("seccomp: SCMP_ACT_NOTIFY rules are not supported yet")
-    return LoadSeccomp(*program_for(section))
+    if section:
+        check_section(section)
+        if uses_notify(section):  # only the fakeroot's own rules have someone to answer
+            raise RuntimeSetupError("seccomp: SCMP_ACT_NOTIFY rules are not supported "
+                                    "in a profile")
+    if not fakeroot:
+        return LoadSeccomp(*program_for(section))
+    from rootless.runtime.seccomp_fakeroot import with_fakeroot
+
+    try:
+        return LoadSeccomp(*program_for(with_fakeroot(section, fakeroot)),
+                           fakeroot=fakeroot)
+    except RuntimeSetupError:
+        if fakeroot == "notify":  # a libseccomp older than 2.5 has no SCMP_ACT_NOTIFY
+            return seccomp_step(section, "errno")
+        if section:
+            raise
+        # unconfined, and no libseccomp to build the fakeroot's filter: no filter at
+        # all, as before the fakeroot (a chown to another id fails as the kernel says)
+        return None
 
 
-def place_seccomp(steps: list[object], step: LoadSeccomp) -> None:
-    """As late as the filter can go: fewer of the runtime's own calls must pass it."""
+def place_seccomp(steps: list[object], step: LoadSeccomp | None) -> None:
+    """As late as the filter can go: fewer of the runtime's own calls must pass it.
+    With no_new_privs, last before Exec; else while the process still holds
+    CAP_SYS_ADMIN in its namespace: before SetUser (runc), or with fakeroot rules after
+    it, before SetCapabilities, since SetUser's own set*id calls would be trapped (and
+    no monitor answers yet). That is only planned in single-id mode, where SetUser sets
+    the one mapped id the process already has, so it keeps its capabilities."""
+    if step is None:
+        return
     kinds = [type(s) for s in steps]
-    before = Exec if NoNewPrivileges in kinds else SetUser
+    if NoNewPrivileges in kinds:
+        before = Exec
+    else:
+        before = SetCapabilities if step.fakeroot else SetUser
     steps.insert(kinds.index(before), step)
 
 
@@ -272,7 +336,16 @@ def rootfs_steps(spec: dict) -> list[object]:
     if not overlay:
         return [BindRootfs(root)]
     layers = json.loads(overlay)
+    if layers.get("driver") == "fuse":
+        return [MountFuse(root, bool(layers.get("single_id", True)))]
     return [MountOverlay(root, tuple(layers["lower"]), layers["upper"], layers["work"])]
+
+
+def with_fuse_channel(steps: tuple, channel: int) -> tuple:
+    """The steps with the FUSE server's socket filled in (a descriptor of this process,
+    inherited by the init)."""
+    return tuple(step._replace(channel=channel) if isinstance(step, MountFuse) else step
+                 for step in steps)
 
 
 _MS_OPTIONS = {

@@ -25,22 +25,25 @@ import os
 import select  # G uses it after pivot_root, when only sys.modules can provide it
 import signal
 import struct
-from typing import Callable, NamedTuple
+from collections.abc import Callable
 
 from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
                              CannotInvokeError, CommandNotFoundError, RootlessError,
                              RuntimeSetupError)
 from rootless.kernel import constants as k
+from rootless.kernel import fdpass
 from rootless.kernel.idmap import IdMaps, write_maps
 from rootless.kernel.syscalls import RealSyscalls, Syscalls
+from rootless.records import record
 from rootless.runtime.caps import last_cap
-from rootless.runtime.executor import Executor
+from rootless.runtime.executor import FLAG_NEW_LISTENER, Executor
 from rootless.runtime.helper import sealed_copy
-from rootless.runtime.plan import Exec, JoinCgroup, JoinNamespaces, Plan
+from rootless.runtime.plan import Exec, JoinCgroup, JoinNamespaces, LoadSeccomp, Plan
 from rootless.runtime.start_process import Streams, exec_command
 
 
-class StdioOptions(NamedTuple):
+@record
+class StdioOptions:
     stdin: bool = False  # -i: the container reads our stdin (through a pipe); else /dev/null
     terminal: bool = False  # -t: a pty whose master is sent back to P
     winsize: bytes | None = None  # struct winsize of our terminal, applied before exec
@@ -48,19 +51,23 @@ class StdioOptions(NamedTuple):
     detached: bool = False
 
 
-class Started(NamedTuple):
+@record
+class Started:
     pid: int  # the container's init, a child of this process
     console_fd: int | None = None
     streams: Streams | None = None  # without -t: our ends of its stdin/stdout/stderr
     # held open for the container's life: its init sees our death as a hang-up here, and
     # the kernel kills it (PR_SET_PDEATHSIG) once it has started
     parent_fd: int | None = None
+    # the seccomp notification listener of its fakeroot filter (runtime/fakeroot.py):
+    # ours to serve, or to hand to whoever serves it (exec: the container's monitor)
+    listener: int | None = None
 
 
 class _Pipes:
     """The channels between P and its children; the child ends close at exec."""
 
-    def __init__(self, stdio: StdioOptions) -> None:
+    def __init__(self, stdio: StdioOptions, listener: bool = False) -> None:
         self.go_r, self.go_w = os.pipe()  # P -> C: maps written
         self.report_r, self.report_w = os.pipe()  # C -> P: "U", then G's pid
         self.error_r, self.error_w = os.pipe()  # C/G -> P: a JSON failure, or EOF at exec
@@ -68,16 +75,15 @@ class _Pipes:
         # the write end for its whole life, so G also sees P's death as a hang-up
         self.parent_r, self.parent_w = os.pipe2(os.O_CLOEXEC)
         self.console = None
+        self.listener = None  # G -> P: the fakeroot filter's listener (SCM_RIGHTS)
+        if listener:
+            self.listener = fdpass.socketpair()
         self.ours: Streams | None = None  # P's ends of the container's stdio pipes
         self.theirs: Streams | None = None  # the container's, dup'ed onto 0, 1, 2
         if stdio.detached:
             pass
         elif stdio.terminal:
-            # imported here, before the fork: the container's init uses it after
-            # pivot_root, when it can only come from sys.modules
-            import socket
-
-            self.console = socket.socketpair()
+            self.console = fdpass.socketpair()
         else:
             stdin = os.pipe() if stdio.stdin else (None, None)
             stdout, stderr = os.pipe(), os.pipe()
@@ -90,6 +96,19 @@ class _Pipes:
             os.close(fd)
         if self.console:
             self.console[1].close()
+        if self.listener:
+            self.listener[1].close()
+
+    def close_child_ends(self) -> None:
+        """In C and G: P's end of the listener socket is not theirs to hold."""
+        if self.listener:
+            self.listener[0].close()
+
+    def send_listener(self):
+        """What G's executor calls with the listener fd: send it to P."""
+        if self.listener is None:
+            return None
+        return lambda fd: fdpass.send_fds(self.listener[1], b"L", [fd])
 
     def close_streams(self) -> None:
         for fd in _fds(self.ours):
@@ -100,20 +119,28 @@ def _fds(streams: Streams | None) -> list[int]:
     return [fd for fd in streams or () if fd is not None]
 
 
+def _wants_listener(plan: Plan) -> bool:
+    return any(isinstance(s, LoadSeccomp) and s.flags & FLAG_NEW_LISTENER
+               for s in plan.steps)
+
+
 def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
           sys: Syscalls | None = None,
-          on_created: Callable[[int], None] | None = None) -> Started:
+          on_created: Callable[[int], None] | None = None,
+          meanwhile: Callable[[], None] | None = None) -> Started:
     """Fork the container and return once its command has been exec'd (or raise).
 
     `on_created(pid)` is called with the intermediate's pid once its user namespace has
     its id maps, before it creates the other namespaces and forks the init: the one
     moment to move the container into a cgroup (engine/cgroups.py), so that everything
     it forks is born inside and its cgroup namespace is rooted there. If it raises, the
-    container is killed and the error raised."""
+    container is killed and the error raised. `meanwhile()` is the caller's own work,
+    done while G runs the plan (a few ms we would otherwise wait through); it must not
+    raise."""
     sys = sys or RealSyscalls()
     helper = sealed_copy(sys)
     try:
-        pipes = _Pipes(stdio)
+        pipes = _Pipes(stdio, _wants_listener(plan))
         sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         pid = os.fork()
         if pid == 0:
@@ -123,7 +150,7 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
         os.close(helper)  # C and G have their copies; G execs it, we are done with it
     pipes.close_parent_ends()
     try:
-        started = _parent_handshake(pid, maps, pipes, on_created)
+        started = _parent_handshake(pid, maps, pipes, on_created, meanwhile)
     except BaseException:
         pipes.close_streams()
         os.close(pipes.parent_w)
@@ -133,11 +160,14 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
             os.close(fd)
         if pipes.console:
             pipes.console[0].close()
+        if pipes.listener:
+            pipes.listener[0].close()
     return started._replace(streams=pipes.ours)
 
 
 def _parent_handshake(pid: int, maps: IdMaps | None, pipes: _Pipes,
-                      on_created: Callable[[int], None] | None = None) -> Started:
+                      on_created: Callable[[int], None] | None = None,
+                      meanwhile: Callable[[], None] | None = None) -> Started:
     if os.read(pipes.report_r, 1) != b"U":
         os.waitpid(pid, 0)
         _raise_child_error(pipes.error_r)
@@ -158,24 +188,57 @@ def _parent_handshake(pid: int, maps: IdMaps | None, pipes: _Pipes,
             os.write(pipes.parent_w, b"P")
         except BrokenPipeError:  # G failed before it read this: its report follows
             pass
+    if meanwhile is not None:  # while G runs its plan, which needs nothing more of us
+        meanwhile()
     if len(raw) != 4:
         _raise_child_error(pipes.error_r)
     init_pid = struct.unpack("i", raw)[0]
+    listener = _receive_fd(pipes.listener[0]) if pipes.listener else None
     console_fd = None
     if pipes.console:
         console_fd = _receive_console(pipes.console[0])
-    error = _read_all(pipes.error_r)
+    error = _read_all_serving(pipes.error_r, listener)
     if error:
+        if listener is not None:
+            os.close(listener)
         _, status = os.waitpid(init_pid, 0)
         _raise_from_report(error)
-    return Started(init_pid, console_fd, parent_fd=pipes.parent_w)
+    return Started(init_pid, console_fd, parent_fd=pipes.parent_w, listener=listener)
 
 
 def _receive_console(sock) -> int | None:
-    import socket
-
-    _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    _, fds = fdpass.recv_fds(sock, 1, 1)
     return fds[0] if fds else None
+
+
+_receive_fd = _receive_console  # G's fakeroot listener comes the same way; None: G failed
+
+
+def _read_all_serving(error_r: int, listener: int | None) -> bytes:
+    """_read_all of the error pipe, answering meanwhile whatever the fakeroot filter
+    traps with CONTINUE (the plan loads it where no runtime step of ours is trapped:
+    this only keeps a mistake there from hanging the start)."""
+    if listener is None:
+        return _read_all(error_r)
+    from rootless.kernel import notify
+
+    poller = select.poll()
+    poller.register(error_r, select.POLLIN)
+    poller.register(listener, select.POLLIN)
+    chunks = []
+    while True:
+        for fd, mask in poller.poll():
+            if fd == error_r:
+                chunk = os.read(error_r, 65536)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+            elif mask & select.POLLIN:
+                n = notify.recv(listener)
+                if n is not None:
+                    notify.send_continue(listener, n.id)
+            else:  # POLLHUP: no process uses the filter any more
+                poller.unregister(listener)
 
 
 def _read_all(fd: int) -> bytes:
@@ -233,6 +296,7 @@ def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
                   sys: Syscalls) -> None:
     for fd in (pipes.go_w, pipes.report_r, pipes.error_r, pipes.parent_w):
         os.close(fd)
+    pipes.close_child_ends()
     try:
         sys.unshare(k.CLONE_NEWUSER)
     except OSError as e:
@@ -263,7 +327,7 @@ def _init_main(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
     os.close(pipes.go_r)
     *setup, last = plan.steps
     assert isinstance(last, Exec)
-    Executor(sys).run(tuple(setup))
+    Executor(sys, pipes.send_listener()).run(tuple(setup))
     _parent_death_signal(pipes.parent_r, sys)
     console = pipes.console[1] if pipes.console else None
     exec_command(last, stdio, pipes.theirs, console, pipes.error_w, helper, sys)
@@ -316,7 +380,7 @@ def start_joined(plan: Plan, stdio: StdioOptions, sys: Syscalls | None = None) -
     last_cap()  # read here, on the host: G's /proc is the container's (runtime/caps.py)
     helper = sealed_copy(sys)
     try:
-        pipes = _Pipes(stdio)
+        pipes = _Pipes(stdio, _wants_listener(plan))
         sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         pid = os.fork()
         if pid == 0:
@@ -337,6 +401,8 @@ def start_joined(plan: Plan, stdio: StdioOptions, sys: Syscalls | None = None) -
             os.close(fd)
         if pipes.console:
             pipes.console[0].close()
+        if pipes.listener:
+            pipes.listener[0].close()
     return started._replace(streams=pipes.ours, parent_fd=None)
 
 
@@ -346,6 +412,7 @@ def _joiner(plan: Plan, count: int, stdio: StdioOptions, pipes: _Pipes, helper: 
     container's pid namespace, exit."""
     for fd in (pipes.go_w, pipes.report_r, pipes.error_r):
         os.close(fd)
+    pipes.close_child_ends()
     # Before the first setns: from then on the container's processes share a user
     # namespace with this interpreter, and must not ptrace it or open its /proc/PID/exe
     # or descriptors (runc CVE-2016-9962); G inherits the setting until its execve.
@@ -381,6 +448,6 @@ def _joined_main(steps: tuple, stdio: StdioOptions, pipes: _Pipes, helper: int,
     os.close(pipes.go_r)
     *setup, last = steps
     assert isinstance(last, Exec)
-    Executor(sys).run(tuple(setup))
+    Executor(sys, pipes.send_listener()).run(tuple(setup))
     console = pipes.console[1] if pipes.console else None
     exec_command(last, stdio, pipes.theirs, console, pipes.error_w, helper, sys)

@@ -8,15 +8,18 @@ wording), and with --init stays pid 1 above it (csrc/exec_helper.c).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import resource
 import stat
 import termios
-from typing import NamedTuple
 
 from rootless.errors import RuntimeSetupError
 from rootless.kernel import constants as k
+from rootless.kernel import fdpass
 from rootless.kernel.syscalls import Syscalls
+from rootless.records import record
 from rootless.runtime.helper import helper_argv
 from rootless.runtime.plan import Exec
 
@@ -24,7 +27,8 @@ from rootless.runtime.plan import Exec
 # host's Python files are no longer reachable.
 
 
-class Streams(NamedTuple):
+@record
+class Streams:
     """One side of the pipes that are a container's stdio without -t."""
 
     stdin: int | None  # None: no -i (the container reads /dev/null)
@@ -48,13 +52,39 @@ def exec_command(step: Exec, stdio, streams: Streams | None, console, error_w: i
     # No runtime descriptor may reach the container (runc CVE-2024-21626): everything
     # above stdio closes at execve but the error pipe, which the helper keeps until the
     # command's own execve closes it: that EOF tells P the command started.
-    sys.close_range(3, 0xFFFFFFFF, k.CLOSE_RANGE_CLOEXEC)
+    close_range = _cloexec_from_3(sys)
     os.set_inheritable(error_w, True)
+    argv = helper_argv(step, error_w, close_range)
     try:
-        sys.execveat(helper, "", helper_argv(step, error_w), step.env, k.AT_EMPTY_PATH)
+        sys.execveat(helper, "", argv, step.env, k.AT_EMPTY_PATH)
     except OSError as e:
         raise RuntimeSetupError(f"start the exec helper: {e.strerror.lower()}") from e
     raise RuntimeSetupError("start the exec helper: execveat returned")
+
+
+def _cloexec_from_3(sys: Syscalls) -> bool:
+    """Mark every descriptor above 2 close-on-exec: close_range(2) with
+    CLOSE_RANGE_CLOEXEC (Linux 5.11), else one by one, each fd /proc/self/fd lists (the
+    container's /proc by now; without one, every number below RLIMIT_NOFILE). False
+    where close_range could not: the helper is then told not to try it either."""
+    try:
+        sys.close_range(3, 0xFFFFFFFF, k.CLOSE_RANGE_CLOEXEC)
+        return True
+    except OSError as e:  # ENOSYS before 5.9, EINVAL for the flag before 5.11, EPERM
+        # from a seccomp profile that predates the call (one we run inside of)
+        if e.errno not in (errno.ENOSYS, errno.EINVAL, errno.EPERM):
+            raise
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:  # EBADF: listdir's own descriptor, closed by now
+                pass
+    return False
 
 
 def _attach_pipes(streams: Streams | None) -> None:
@@ -94,15 +124,13 @@ def _open_null() -> int:
 
 def _attach_terminal(console, winsize: bytes | None) -> None:
     """A pty from the container's own devpts; its master goes to the runtime."""
-    import socket  # already in sys.modules: runtime.process loaded it before the fork
-
     os.setsid()
     master, slave = os.openpty()
     if winsize:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, winsize)
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     if console is not None:
-        socket.send_fds(console, [b"m"], [master])
+        fdpass.send_fds(console, b"m", [master])
     os.close(master)
     for target in (0, 1, 2):
         os.dup2(slave, target)

@@ -12,7 +12,9 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from rootless.kernel.remove import rmtree_owned as remove_tree  # noqa: F401 (used by store users)
+# the one remover of store trees (by descriptor; files of subordinate ids from the
+# storage namespace): kernel/storage_ns.py
+from rootless.kernel.storage_ns import remove_tree  # noqa: F401 (used by store users)
 from rootless.errors import ImageError
 
 CHUNK = 1 << 20

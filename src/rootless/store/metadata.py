@@ -8,11 +8,13 @@ wrap changes in `with store.db:` so each is one transaction.
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import NamedTuple
+import os
+
+from rootless.records import record
 
 
-class ImageRow(NamedTuple):
+@record
+class ImageRow:
     id: str
     config: str
     manifest_digest: str | None
@@ -24,7 +26,8 @@ class ImageRow(NamedTuple):
     removed: bool = False  # see images.removed in store/schema.py
 
 
-class LayerRow(NamedTuple):
+@record
+class LayerRow:
     chain_id: str
     diff_id: str
     parent: str | None
@@ -33,8 +36,14 @@ class LayerRow(NamedTuple):
     blob_size: int | None
     media_type: str | None
     added: float
+    # how its files hold their owners: "records" (single-id: override_stat), "ids ..."
+    # (kernel/storage_ns.StorageIds.key: true owners mapped into that range), None for
+    # a layer of a store older than schema 7 (records)
+    owners: str | None = None
 
 
+_LAYER_COLUMNS = ("chain_id, diff_id, parent, size, blob_digest, blob_size, media_type, "
+                  "added, owners")
 _IMAGE_COLUMNS = ("id, config, manifest_digest, manifest_type, layers, created, added, size, "
                   "removed")
 
@@ -47,28 +56,33 @@ def _image(row) -> ImageRow:
 def layer_dir(store, chain_id: str) -> Path:
     """layers/<hex>; ids come from rows written after digest_hex() validated them, but
     a damaged database must still not make a path of anything else."""
+    from pathlib import Path
+
+    return Path(layer_path(store, chain_id))
+
+
+def layer_path(store, chain_id: str) -> str:
+    """layer_dir as a str (for `run`: no pathlib)."""
     hexpart = chain_id[7:]
     if not chain_id.startswith("sha256:") or len(hexpart) != 64 or "/" in hexpart \
             or hexpart.startswith("."):
         from rootless.store.blobs import digest_hex
 
         digest_hex(chain_id)  # raises, naming the bad id
-    return Path(store.layers_dir) / hexpart
+    return os.path.join(store.dir, "layers", hexpart)
 
 
 # ---- layers ----
 
 def layer_get(store, chain_id: str) -> LayerRow | None:
     row = store.db.execute(
-        "SELECT chain_id, diff_id, parent, size, blob_digest, blob_size, media_type, added"
-        " FROM layers WHERE chain_id=?", (chain_id,)).fetchone()
+        f"SELECT {_LAYER_COLUMNS} FROM layers WHERE chain_id=?", (chain_id,)).fetchone()
     return LayerRow(*row) if row else None
 
 
 def layer_add(store, layer: LayerRow) -> None:
-    store.db.execute("INSERT OR REPLACE INTO layers (chain_id, diff_id, parent, size,"
-                     " blob_digest, blob_size, media_type, added) VALUES (?,?,?,?,?,?,?,?)",
-                     tuple(layer))
+    store.db.execute(f"INSERT OR REPLACE INTO layers ({_LAYER_COLUMNS}) VALUES"
+                     " (?,?,?,?,?,?,?,?,?)", tuple(layer))
 
 
 def layer_delete(store, chain_id: str) -> None:
@@ -76,9 +90,18 @@ def layer_delete(store, chain_id: str) -> None:
 
 
 def layers_all(store) -> list[LayerRow]:
-    return [LayerRow(*r) for r in store.db.execute(
-        "SELECT chain_id, diff_id, parent, size, blob_digest, blob_size, media_type, added"
-        " FROM layers")]
+    return [LayerRow(*r) for r in store.db.execute(f"SELECT {_LAYER_COLUMNS} FROM layers")]
+
+
+def layer_owners(store, chain_ids: list[str]) -> dict[str, str | None]:
+    """chain id -> how the layer holds its owners (LayerRow.owners), for those present."""
+    marks = ",".join("?" * len(chain_ids))
+    return dict(store.db.execute(
+        f"SELECT chain_id, owners FROM layers WHERE chain_id IN ({marks})", chain_ids))
+
+
+def layer_set_owners(store, chain_id: str, owners: str) -> None:
+    store.db.execute("UPDATE layers SET owners=? WHERE chain_id=?", (owners, chain_id))
 
 
 # ---- images ----

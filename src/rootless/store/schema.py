@@ -49,7 +49,11 @@ CREATE TABLE IF NOT EXISTS layers (
     blob_digest TEXT,               -- the (compressed) blob it came from, in blobs/
     blob_size INTEGER,
     media_type TEXT,
-    added REAL NOT NULL
+    added REAL NOT NULL,
+    owners TEXT                     -- how its files hold their owners: 'records'
+                                    -- (override_stat, single-id mode) or 'ids ...' (the
+                                    -- subordinate range they are mapped into); NULL:
+                                    -- stored before schema 7, records
 );
 
 CREATE TABLE IF NOT EXISTS containers (
@@ -110,6 +114,7 @@ UPGRADES = {
         ("init_start", "INTEGER"), ("monitor_pid", "INTEGER"), ("started", "REAL"),
         ("restart_count", "INTEGER NOT NULL DEFAULT 0"),
         ("stopped_by_user", "INTEGER NOT NULL DEFAULT 0"))],
+    6: lambda db: _add_column(db, "layers", "owners", "TEXT"),
 }
 
 

@@ -13,47 +13,86 @@
                                 shared for readers that must not see them half-done
 
 Store.open is on the `rootless run` path: it imports nothing heavy, makes directories
-only when missing and creates the schema only when its version row is missing.
+only when missing and creates the schema only when its version row is missing. Its
+paths are str (`store.dir`): pathlib (with the urllib.parse it imports) costs ~3.5 ms,
+a fifteenth of a `run`; `store.root` and the other Path attributes are made when first
+read, for the commands off the hot paths.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
+
+# sqlite3's own C module: the package's dbapi2 imports datetime for its date adapters,
+# which the store never uses (~0.8 ms of every command); the classes and functions
+# are the same (sqlite3.connect is _sqlite3.connect, sqlite3.Error _sqlite3.Error)
+import _sqlite3 as sqlite3
 
 from rootless.errors import StoreError
 
 SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp", "owners")
-SCHEMA_VERSION = 6  # of state.db (2: containers.finished, 3: images.removed,
-# 4: containers.labels, 5: volumes, 6: monitors); store/schema.py creates and upgrades it
+SCHEMA_VERSION = 7  # of state.db (2: containers.finished, 3: images.removed,
+# 4: containers.labels, 5: volumes, 6: monitors, 7: layers.owners); store/schema.py
+# creates and upgrades it
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for annotations only (module docstring)
+    from pathlib import Path
 
 
 def default_root() -> Path:
     """ROOTLESS_ROOT, else $XDG_DATA_HOME/rootless, else ~/.local/share/rootless."""
+    from pathlib import Path
+
+    return Path(_default_dir())
+
+
+def _default_dir() -> str:
     env = os.environ.get("ROOTLESS_ROOT")
     if env:
-        return Path(env)
+        return env
     data = os.environ.get("XDG_DATA_HOME")
     if data and os.path.isabs(data):
-        return Path(data) / "rootless"
-    return Path.home() / ".local" / "share" / "rootless"
+        return os.path.join(data, "rootless")
+    return os.path.join(os.path.expanduser("~"), ".local", "share", "rootless")
+
+
+class _PathOf:
+    """A Path attribute of the store (`store.root`, `store.blobs_dir`, ...), made and
+    kept when first read."""
+
+    def __init__(self, *parts: str) -> None:
+        self.parts = parts
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, store: "Store | None", owner: type | None = None):
+        if store is None:
+            return self
+        from pathlib import Path
+
+        path = store.__dict__[self.name] = Path(store.dir, *self.parts)
+        return path
 
 
 class Store:
     """An open store. `db` is a sqlite3 connection: wrap every change in `with store.db:`
     (one transaction); `lock()` serialises changes between processes."""
 
-    def __init__(self, root: Path, db: sqlite3.Connection) -> None:
-        self.root = root
+    root = _PathOf()
+    blobs_dir = _PathOf("blobs", "sha256")
+    layers_dir = _PathOf("layers")
+    containers_dir = _PathOf("containers")
+    volumes_dir = _PathOf("volumes")
+    tmp_dir = _PathOf("tmp")
+
+    def __init__(self, root: str | Path, db: sqlite3.Connection) -> None:
+        self.dir = os.fspath(root)  # absolute; what every path of the store starts with
         self._db: sqlite3.Connection | None = db
-        self.blobs_dir = root / "blobs" / "sha256"
-        self.layers_dir = root / "layers"
-        self.containers_dir = root / "containers"
-        self.volumes_dir = root / "volumes"
-        self.tmp_dir = root / "tmp"
         self._lock_fd: int | None = None
         self._lock_depth = 0
         self._lock_shared = False
@@ -61,8 +100,7 @@ class Store:
 
     @classmethod
     def open(cls, root: Path | str | None = None) -> "Store":
-        root = Path(root) if root else default_root()
-        root = root if root.is_absolute() else Path.cwd() / root
+        root = store_root(root)
         _make_dirs(root)
         store = cls(root, _connect(root))
         store._ensure_schema()
@@ -71,7 +109,7 @@ class Store:
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:  # closed by disconnect(): opened again when needed
-            self._db = _connect(self.root)
+            self._db = _connect(self.dir)
         return self._db
 
     def disconnect(self) -> None:
@@ -96,17 +134,25 @@ class Store:
                 return
         except sqlite3.DatabaseError as e:
             if "no such table" not in str(e):
-                raise StoreError(f"the store database {self.root / 'state.db'} is "
+                raise StoreError(f"the store database {self.dir}/state.db is "
                                  f"unreadable: {e} (move it away to start afresh)") from None
         from rootless.store import schema
 
         with self.lock():
             schema.create_or_upgrade(self.db, self.root)
 
-    def close(self) -> None:
+    def close(self, exiting: bool = False) -> None:
+        """With `exiting` (the process is about to os._exit), the SQLite connection is
+        left for the exit to drop: closing the last connection checkpoints the WAL
+        (two fsyncs) and deletes it, and the next write makes a new one (two more:
+        the WAL's header and its directory), ~4-10 ms of a `run` on this VM's disk.
+        Dropped by the exit, as after a crash, the WAL stays, and the next connection
+        reads it back (WAL mode is made for that; nothing committed is lost, and
+        wal_autocheckpoint keeps it short)."""
         if self._temp_owner is not None:
             self._temp_owner.release()
-        self.disconnect()
+        if not exiting:
+            self.disconnect()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -120,8 +166,8 @@ class Store:
         import fcntl
 
         if self._lock_fd is None:
-            self._lock_fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                    0o600)
+            self._lock_fd = os.open(os.path.join(self.dir, "lock"),
+                                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         outer_depth, outer_shared = self._lock_depth, self._lock_shared
         take = outer_depth == 0 or (outer_shared and not shared)
         if take:
@@ -147,12 +193,16 @@ class Store:
         leaves there is removed by the next command's clean_temp()."""
         return self.temp_owner().path(kind)
 
+    def temp_name(self, kind: str) -> str:
+        """temp_path's name as a str (for `run`: no pathlib)."""
+        return self.temp_owner().name(kind)
+
     def temp_owner(self):
         """This command's TempOwner of tmp/ entries (store/temp.py)."""
         if self._temp_owner is None:
             from rootless.store.temp import TempOwner
 
-            self._temp_owner = TempOwner(self.root)
+            self._temp_owner = TempOwner(self.dir)
         return self._temp_owner
 
     def release_temp(self) -> None:
@@ -174,24 +224,37 @@ class Store:
         temp_clean(self.root, own_token, remove)
 
 
-def _connect(root: Path) -> sqlite3.Connection:
+def store_root(root: Path | str | None = None) -> str:
+    """The absolute root a Store.open(root) opens, without opening it; spelt as pathlib
+    spells it (no "." or empty parts, no trailing slash)."""
+    root = os.fspath(root) if root else _default_dir()
+    if not os.path.isabs(root):
+        root = os.path.join(os.getcwd(), root)
+    return "/" + "/".join(part for part in root.split("/") if part not in ("", "."))
+
+
+def _connect(root: str) -> sqlite3.Connection:
+    path = os.path.join(root, "state.db")
     try:
         # the sqlite3 module's default: DML opens a transaction, `with db:` ends it
-        db = sqlite3.connect(root / "state.db", timeout=30, check_same_thread=False)
+        db = sqlite3.connect(path, timeout=30, check_same_thread=False)
         db.execute("PRAGMA synchronous=NORMAL")  # WAL: a killed process loses nothing
     except sqlite3.Error as e:
-        raise StoreError(f"cannot open the store database {root / 'state.db'}: {e}") \
-            from None
+        raise StoreError(f"cannot open the store database {path}: {e}") from None
     return db
 
 
-def _make_dirs(root: Path) -> None:
-    if (root / "tmp").is_dir():
+def _make_dirs(root: str) -> None:
+    if os.path.isdir(os.path.join(root, "tmp")):
         return
     try:
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(root, mode=0o700, exist_ok=True)
         for sub in SUBDIRS:
-            (root / sub).mkdir(mode=0o700, exist_ok=True)
+            try:
+                os.mkdir(os.path.join(root, sub), mode=0o700)
+            except FileExistsError:
+                if not os.path.isdir(os.path.join(root, sub)):
+                    raise
     except OSError as e:
         raise StoreError(f"cannot create the store at {root}: "
                          f"{(e.strerror or str(e)).lower()} (use --root or ROOTLESS_ROOT "

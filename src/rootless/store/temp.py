@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import os
 from _thread import allocate_lock
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `run` does without pathlib (store/store.py)
+    from pathlib import Path
 
 _claiming = allocate_lock()  # not threading: `run` imports this module, not threading
 _CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -33,8 +36,10 @@ class TempOwner:
     release(): at the end of a `with` block, else at exit. A forked child never gives
     up its parent's claim (it makes its own if it needs one)."""
 
-    def __init__(self, root: Path) -> None:
-        self.tmp_dir, self.owners_dir = root / "tmp", root / "owners"
+    def __init__(self, root: str | Path) -> None:
+        root = os.fspath(root)
+        self.tmp_dir = os.path.join(root, "tmp")
+        self.owners_dir = os.path.join(root, "owners")
         self.token: str | None = None
         self._fd: int | None = None
         self._pid = 0
@@ -42,7 +47,13 @@ class TempOwner:
 
     def path(self, kind: str) -> Path:
         """A fresh name in tmp/, owned by this command."""
-        return self.tmp_dir / f"{kind}-{self.claim()}-{os.urandom(6).hex()}"
+        from pathlib import Path
+
+        return Path(self.name(kind))
+
+    def name(self, kind: str) -> str:
+        """path(kind) as a str."""
+        return os.path.join(self.tmp_dir, f"{kind}-{self.claim()}-{os.urandom(6).hex()}")
 
     def claim(self) -> str:
         with _claiming:  # pull writes blobs from several threads at once
@@ -61,7 +72,7 @@ class TempOwner:
         if self._fd is None or self._pid != os.getpid():
             return
         try:
-            os.unlink(self.owners_dir / self.token)
+            os.unlink(os.path.join(self.owners_dir, self.token))
         except OSError:
             pass
         os.close(self._fd)
@@ -75,16 +86,19 @@ class TempOwner:
         self.release()
 
 
-def _take_token(owners_dir: Path) -> tuple[str, int]:
+def _take_token(owners_dir: str) -> tuple[str, int]:
     import fcntl
 
     while True:
         token = f"{os.getpid()}x{os.urandom(4).hex()}"
         try:
-            fd = os.open(owners_dir / token, _CREATE, 0o600)
+            fd = os.open(os.path.join(owners_dir, token), _CREATE, 0o600)
         except FileNotFoundError:  # a store made before owner tokens
-            owners_dir.mkdir(mode=0o700, exist_ok=True)
-            fd = os.open(owners_dir / token, _CREATE, 0o600)
+            try:
+                os.mkdir(owners_dir, mode=0o700)
+            except FileExistsError:
+                pass
+            fd = os.open(os.path.join(owners_dir, token), _CREATE, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner holds it, briefly
         if os.fstat(fd).st_nlink:
             return token, fd
@@ -95,11 +109,13 @@ def temp_clean(root: Path, own: str | None = None,
                remove: Callable[[Path], None] | None = None) -> None:
     """Remove the tmp/ entries whose owner is gone (and those of the token `own`), then
     the owner files of the gone. Nothing here is ever an error: an entry that `remove`
-    cannot remove (files of subordinate ids, for a remover without a user namespace)
-    is left for later."""
+    cannot remove is left for later. The default remover reaches files of subordinate
+    ids (a killed unpack's, a container's) from the storage namespace."""
+    from pathlib import Path
+
     if remove is None:
-        from rootless.kernel.remove import rmtree_owned as remove
-    tmp_dir, owners_dir = root / "tmp", root / "owners"
+        from rootless.kernel.storage_ns import remove_tree as remove
+    tmp_dir, owners_dir = Path(root, "tmp"), Path(root, "owners")
     entries: dict[str, list[str]] = {}  # token -> its entries in tmp/
     for name in _names(tmp_dir):
         token = _token_of(name)

@@ -29,6 +29,7 @@ from rootless.image.manifest import (
     parse_manifest,
 )
 from rootless.image.layers import LayerResult
+from rootless.kernel.storage_ns import RECORDS
 from rootless.image.transports.base import ImageDestination, ImageSource
 from rootless.store import metadata as md
 from rootless.store.blobs import (
@@ -152,20 +153,41 @@ def layer_size(store, chain_id: str) -> int | None:
     return None
 
 
+def layer_ids():
+    """How this user's layers are stored now: kernel/storage_ns.StorageIds with a
+    subordinate range (true owners), None in single-id mode (override_stat records)."""
+    from rootless.kernel.storage_ns import storage_ids
+    from rootless.store.options import storage_flag
+
+    return storage_ids(squash=storage_flag("ignore_chown_errors"))
+
+
 def layer_ensure(store, job: LayerJob) -> int:
-    """Make layers/<chain-id> exist, unpacking its blob here if needed; its size."""
+    """Make layers/<chain-id> exist, unpacking its blob here if needed (in a storage
+    namespace with a subordinate range: a forked child of this process); its size."""
     size = layer_size(store, job.chain_id)
     if size is not None:
         return size
-    from rootless.image.layers import unpack_layer
+    from rootless.kernel.storage_ns import call_as_root
 
+    ids = layer_ids()
     tmp = layer_tmp(store)
     try:
-        with open(blob_path(store, job.desc.digest), "rb") as f:
-            result = unpack_layer(f, tmp, f"layer {job.desc.digest[:19]}")
-        return layer_install(store, job, tmp, result)
+        blob, what = blob_path(store, job.desc.digest), f"layer {job.desc.digest[:19]}"
+        if ids is None:
+            result = _unpack_file(blob, tmp, what, None)
+        else:
+            result = call_as_root(_unpack_file, blob, tmp, what, ids, maps=ids.maps)
+        return layer_install(store, job, tmp, result, ids)
     finally:
         remove_tree(tmp)
+
+
+def _unpack_file(blob, tmp, what: str, ids) -> LayerResult:
+    from rootless.image.layers import unpack_layer
+
+    with open(blob, "rb") as f:
+        return unpack_layer(f, tmp, what, ids=ids)
 
 
 def layer_tmp(store):
@@ -175,10 +197,11 @@ def layer_tmp(store):
     return tmp
 
 
-def layer_install(store, job: LayerJob, tmp, result: LayerResult) -> int:
+def layer_install(store, job: LayerJob, tmp, result: LayerResult, ids=None) -> int:
     """Check the unpacked tree `tmp` against the image config's diff id, then move it
-    to layers/<chain-id> and record it; returns its size. `tmp` is gone or left for
-    the caller to remove."""
+    to layers/<chain-id> and record it, with how it was stored (`ids`: its storage
+    namespace, else override_stat records); returns its size. `tmp` is gone or left
+    for the caller to remove."""
     desc = job.desc
     if result.diff_id != job.diff_id:
         raise ImageError(f"layer {desc.digest[:19]}: its content (diff id "
@@ -196,7 +219,8 @@ def layer_install(store, job: LayerJob, tmp, result: LayerResult) -> int:
         with store.db:
             md.layer_add(store, md.LayerRow(job.chain_id, job.diff_id, job.parent,
                                             result.size, desc.digest, desc.size,
-                                            desc.media_type, time.time()))
+                                            desc.media_type, time.time(),
+                                            ids.key() if ids is not None else RECORDS))
     return result.size
 
 
