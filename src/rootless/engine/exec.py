@@ -243,19 +243,45 @@ def exec_env(container_env: list, env_files: tuple[str, ...], env: tuple[str, ..
 def exec_user(spec: dict, pid: int, start: int, maps, user: str):
     """-u USER[:GROUP] in the container's own passwd and group files, checked against
     the ids its user namespace maps."""
-    from rootless.engine.users import parse_user, resolve_user
+    from rootless.engine.users import UserLookupError, parse_user, resolve_user
     from rootless.runtime.plan import keeps_groups
 
     parse_user(user)  # a malformed value is refused before any file is read
     root = _open_root(pid, start)
     try:
-        resolved = resolve_user([], user, root_fd=root)
+        try:
+            resolved = resolve_user([], user, root_fd=root)
+        except UserLookupError as e:
+            if not isinstance(e.__cause__, PermissionError):
+                raise
+            resolved = _resolve_user_as_member(pid, start, user, root)
     finally:
         os.close(root)
     if not maps.use_helpers or keeps_groups(spec):  # setgroups(2) is denied there
         resolved = resolved._replace(additional_gids=())
     maps.check_mapped(resolved.uid, resolved.gid, resolved.additional_gids)
     return resolved
+
+
+def _resolve_user_as_member(pid: int, start: int, user: str, root: int):
+    """The lookup again, from a child that joined the container's user namespace: a FUSE
+    rootfs of a subordinate range is mounted allow_other there, and the kernel lets only
+    that namespace's members in (fuse_allow_current_process), not the user outside."""
+    from rootless.engine.users import resolve_user
+    from rootless.kernel import storage_ns
+    from rootless.kernel.procs import alive_as
+    from rootless.runtime.join import init_gone
+
+    try:
+        ns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError):
+        raise init_gone(pid) from None
+    try:
+        if not alive_as(pid, start):  # opened after it exited: someone else's
+            raise init_gone(pid)
+        return storage_ns.call_as_root(resolve_user, [], user, (), root, userns_fd=ns)
+    finally:
+        os.close(ns)
 
 
 def _open_root(pid: int, start: int) -> int:

@@ -180,13 +180,15 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def call_as_root(work, *args, maps=None):
+def call_as_root(work, *args, maps=None, userns_fd: int | None = None):
     """work(*args) in a forked child that is root of a storage namespace (this user's
-    containers' maps, or `maps`); its return value. Its RootlessError is raised here
-    again, any other failure as a one-line StoreError. Already inside one, work runs
-    here. The child shares this process's descriptors (it may write to stdout or to an
-    open file) and dies with it."""
-    if _inside:
+    containers' maps, or `maps`), or with `userns_fd` a member of that existing user
+    namespace (a running container's: a FUSE rootfs mounted there answers only its
+    members); its return value. Its RootlessError is raised here again, any other
+    failure as a one-line StoreError. Already inside one, work runs here. The child
+    shares this process's descriptors (it may write to stdout or to an open file) and
+    dies with it."""
+    if _inside and userns_fd is None:
         return work(*args)
     import pickle
     import signal
@@ -205,7 +207,7 @@ def call_as_root(work, *args, maps=None):
     pid = os.fork()
     if pid == 0:
         os.close(reply_r)
-        _child(work, args, maps, parent, reply_w)
+        _child(work, args, maps, parent, reply_w, userns_fd)
     os.close(reply_w)
     status = None
     try:
@@ -231,7 +233,7 @@ def call_as_root(work, *args, maps=None):
                      else f"the user-namespace helper process failed (status {status})")
 
 
-def _child(work, args, maps, parent: int, reply_w: int) -> None:
+def _child(work, args, maps, parent: int, reply_w: int, userns_fd: int | None) -> None:
     """The child of call_as_root: never returns."""
     import pickle
     import signal
@@ -246,7 +248,10 @@ def _child(work, args, maps, parent: int, reply_w: int) -> None:
         RealSyscalls().prctl(k.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent:  # the caller died before the line above
             os._exit(1)
-        enter(maps)
+        if userns_fd is None:
+            enter(maps)
+        else:
+            RealSyscalls().setns(userns_fd, k.CLONE_NEWUSER)
         result = ("ok", work(*args))
         code = 0
     except RootlessError as e:
