@@ -17,8 +17,8 @@ import shlex
 import stat
 import time
 
-from rootless.engine.containers import (ContainerRow, container_dir, container_list,
-                                        container_lookup, container_path)
+from rootless.engine.containers import (ContainerRow, container_list, container_lookup,
+                                        container_path)
 from rootless.engine.container_settings import LOG_FILE, settings_read
 from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
                                           PRIVILEGED_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION,

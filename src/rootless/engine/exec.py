@@ -27,8 +27,7 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
-from rootless.engine.containers import (ContainerRow, container_dir, container_path,
-                                        container_row)
+from rootless.engine.containers import ContainerRow, container_path, container_row
 from rootless.errors import NotFoundError, RootlessError, UsageError
 from rootless.runtime.process import Started, StdioOptions
 

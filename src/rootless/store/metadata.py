@@ -12,6 +12,10 @@ import os
 
 from rootless.records import record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `run` does without pathlib (store/store.py)
+    from pathlib import Path
+
 
 @record
 class ImageRow:
