@@ -181,18 +181,10 @@ def _gone(target: Target) -> ContainerGone:
 
 
 def _start_time_at(proc_fd: int) -> int | None:
-    try:
-        fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_fd)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    fields = data[data.rfind(b")") + 2:].split()
-    return int(fields[19]) if len(fields) > 19 else None
+    from rootless.kernel.procs import stat_fields
+
+    fields = stat_fields("stat", dir_fd=proc_fd)
+    return int(fields[19]) if fields and len(fields) > 19 else None
 
 
 # ---- the child: never returns ----

@@ -270,10 +270,12 @@ class Pump:
         it is one (kernel/notify.is_listener), closed otherwise."""
         from rootless.kernel.notify import is_listener
 
-        try:
-            import socket  # the monitor's start does without it (engine/monitor.py)
+        from rootless.kernel.fdpass import recv_fds
 
-            data, fds, _, _ = socket.recv_fds(client.sock, CHUNK, 4)
+        try:
+            # close-on-exec as they arrive: the monitor's later children (healthchecks,
+            # restarts) must not inherit an exec's listener
+            data, fds = recv_fds(client.sock, CHUNK, 4)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:

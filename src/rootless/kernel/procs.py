@@ -28,15 +28,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (which may hold spaces and
-    parentheses: split after the last ')'); field 3 (state) is index 0."""
+def stat_fields(path: str, dir_fd: int | None = None) -> list[str] | None:
+    """The fields of a proc stat file (/proc/PID/stat, /proc/PID/task/TID/stat; or
+    `path` under a descriptor of a /proc/PID directory) after the command name, which
+    may hold spaces and parentheses: split after the last ')'; field 3 (state) is
+    index 0. None if the process is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
-    return data[data.rfind(b")") + 2:].decode().split()
+    try:
+        data = os.read(fd, 4096)  # one read: the kernel makes the file whole, ~300 bytes
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data[data.rfind(b")") + 2:].decode("ascii", "replace").split()
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    return stat_fields(f"/proc/{pid}/stat")
 
 
 def start_time(pid: int) -> int | None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 
+from rootless.kernel.procs import stat_fields
 from rootless.runtime.fakeroot_creds import Creds
 
 CREDS_FILE = "fakeroot-creds.json"
@@ -45,20 +46,10 @@ _PRUNE_EVERY = 1024
 
 def _stat(tid: int, proc: str = "/proc") -> tuple[int, int] | None:
     """(start time, ppid) of a thread; None if it is gone."""
-    try:
-        fd = os.open(f"{proc}/{tid}/stat", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    fields = data[data.rfind(b")") + 2:].split()
+    fields = stat_fields(f"{proc}/{tid}/stat")
     try:
         return int(fields[19]), int(fields[1])
-    except (IndexError, ValueError):
+    except (IndexError, TypeError, ValueError):
         return None
 
 
