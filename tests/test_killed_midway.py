@@ -36,9 +36,7 @@ def test_a_monitor_killed_while_restarting_leaves_an_exited_container(rootless, 
                 "sleep 0.3; exit 2"))
     wait_for(lambda: int(ok(rootless("inspect", "--format", "{{.RestartCount}}",
                                      "loop"))) >= 1, timeout=30)
-    pid = int(ok(rootless("inspect", "--format", "{{.State.Pid}}", "loop")))
-    with open(f"/proc/{pid}/stat") as f:
-        monitor = int(f.read().rsplit(")", 1)[1].split()[1])
+    monitor = wait_for(lambda: _monitor_of(rootless, "loop"), timeout=30)
     os.kill(monitor, signal.SIGKILL)
     wait_for(lambda: ok(rootless("inspect", "--format", "{{.State.Status}}",
                                  "loop")).strip() == "exited", timeout=10)
@@ -48,3 +46,16 @@ def test_a_monitor_killed_while_restarting_leaves_an_exited_container(rootless, 
         "running", "restarting")
     ok(rootless("rm", "-f", "loop"))
     assert ok(rootless("ps", "-a", "-q")) == ""
+
+
+def _monitor_of(rootless, name: str) -> int | None:
+    """The monitor's pid (the init's parent), or None while the container sits between
+    two runs (Pid 0) or its init exits under us."""
+    pid = int(ok(rootless("inspect", "--format", "{{.State.Pid}}", name)))
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except FileNotFoundError:
+        return None
