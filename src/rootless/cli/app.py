@@ -77,6 +77,9 @@ def _register() -> None:
     from rootless.cli import registry
 
     registry.register(app, image.app)
+    from rootless.cli import build
+
+    build.register(app, image.app)
 
 
 def _passthrough(verb: str):

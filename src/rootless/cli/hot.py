@@ -189,7 +189,7 @@ def _images(root: str | None, p: dict) -> None:
     from rootless.cli.image_views import images_print
 
     images_print(_store(root), p["reference"], p["quiet"], p["no_trunc"], p["digests"],
-                 p["filter"], p["format"])
+                 p["filter"], p["format"], p["all"])
 
 
 def _image_inspect(root: str | None, p: dict) -> None:

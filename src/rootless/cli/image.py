@@ -49,8 +49,8 @@ def load(ctx: typer.Context,
 @app.command("ls")
 def ls(ctx: typer.Context,
        reference: Optional[str] = typer.Argument(None, metavar="[REPOSITORY[:TAG]]"),
-       all: bool = typer.Option(False, "-a", "--all", help="Show all images (there are no "
-                                "intermediate images yet)."),
+       all: bool = typer.Option(False, "-a", "--all", help="Show all images (by default the "
+                                "intermediate images of builds are hidden)."),
        quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image ids."),
        no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate output."),
        digests: bool = typer.Option(False, "--digests", help="Show digests."),
@@ -65,7 +65,7 @@ def ls(ctx: typer.Context,
     from rootless.cli.common import get_store
     from rootless.cli.image_views import images_print
 
-    images_print(get_store(ctx), reference, quiet, no_trunc, digests, filter, format)
+    images_print(get_store(ctx), reference, quiet, no_trunc, digests, filter, format, all)
 
 
 @app.command("tag")

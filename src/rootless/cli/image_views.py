@@ -100,11 +100,12 @@ def image_entry(row, now: float, no_trunc: bool, shared: int | None = None) -> d
 
 def images_print(store, reference: str | None = None, quiet: bool = False,
                  no_trunc: bool = False, digests: bool = False,
-                 filter: list[str] | tuple[str, ...] = (), format: str = "") -> None:
+                 filter: list[str] | tuple[str, ...] = (), format: str = "",
+                 all_images: bool = False) -> None:
     """`images` and `image ls|list` (cli/image.py with typer, cli/hot.py without)."""
     from rootless.engine.image_list import image_list
 
-    rows = image_list(store, reference, filter, digests)
+    rows = image_list(store, reference, filter, digests, all_images)
     if quiet and not format:
         for image_id in dict.fromkeys(r.id if no_trunc else r.id[7:19] for r in rows):
             print(image_id)

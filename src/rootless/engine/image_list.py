@@ -176,9 +176,10 @@ def _bad_pattern(pattern: str) -> ImageError:
 # ---- the list ----
 
 def image_list(store, reference: str | None = None, filters: Iterable[str] = (),
-               digests: bool = False) -> list[ImageListRow]:
-    """The rows of `docker images [--digests] [-f ...] [REPOSITORY[:TAG]]`. `reference`
-    keeps the rows of that repository (and tag)."""
+               digests: bool = False, all_images: bool = False) -> list[ImageListRow]:
+    """The rows of `docker images [-a] [--digests] [-f ...] [REPOSITORY[:TAG]]`.
+    `reference` keeps the rows of that repository (and tag). Without -a, an untagged
+    image a build step made is left out, as docker leaves out intermediate images."""
     from rootless.image.reference import parse_reference
 
     spec = parse_filters(filters, LIST_FILTERS)
@@ -188,8 +189,11 @@ def image_list(store, reference: str | None = None, filters: Iterable[str] = (),
     dangling = filter_bool(spec, "dangling")
     tags, repo_digests = md.tags_all(store), md.digests_all(store)
     counts = md.container_counts(store)
+    intermediate = set() if all_images else md.build_cache_images(store)
     rows: list[ImageListRow] = []
     for image in md.images_listed(store):
+        if image.id in intermediate and image.id not in tags and image.id not in repo_digests:
+            continue
         config = config_of(image)
         if not keep_image(image, config):
             continue

@@ -147,6 +147,7 @@ def images_listed(store) -> list[ImageRow]:
 
 
 def image_delete(store, image_id: str) -> None:
+    store.db.execute("DELETE FROM build_cache WHERE image_id=?", (image_id,))
     store.db.execute("DELETE FROM tags WHERE image_id=?", (image_id,))
     store.db.execute("DELETE FROM digests WHERE image_id=?", (image_id,))
     store.db.execute("DELETE FROM images WHERE id=?", (image_id,))
@@ -214,3 +215,20 @@ def container_counts(store) -> dict[str, int]:
     """image id -> how many containers were created from it."""
     return dict(store.db.execute(
         "SELECT image_id, COUNT(*) FROM containers GROUP BY image_id"))
+
+
+# ---- build cache ----
+
+def build_cache_get(store, key: str) -> str | None:
+    row = store.db.execute("SELECT image_id FROM build_cache WHERE key=?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def build_cache_set(store, key: str, image_id: str, created: float) -> None:
+    store.db.execute("INSERT OR REPLACE INTO build_cache (key, image_id, created) "
+                     "VALUES (?, ?, ?)", (key, image_id, created))
+
+
+def build_cache_images(store) -> set[str]:
+    """The images some build step made (docker's intermediate images when untagged)."""
+    return {r[0] for r in store.db.execute("SELECT DISTINCT image_id FROM build_cache")}

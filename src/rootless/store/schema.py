@@ -94,6 +94,15 @@ CREATE TABLE IF NOT EXISTS container_volumes (  -- which containers use which vo
     PRIMARY KEY (container_id, volume)
 );
 CREATE INDEX IF NOT EXISTS container_volumes_volume ON container_volumes (volume);
+
+CREATE TABLE IF NOT EXISTS build_cache (  -- `build`'s steps: what each one made
+    key TEXT PRIMARY KEY,           -- sha256 of the parent image, the instruction, the
+                                    -- build args it sees and its sources' digests
+    image_id TEXT NOT NULL,         -- the image after the step (untagged: hidden from
+                                    -- `images` unless -a; `image prune` removes it)
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache (image_id);
 """
 
 
@@ -115,6 +124,7 @@ UPGRADES = {
         ("restart_count", "INTEGER NOT NULL DEFAULT 0"),
         ("stopped_by_user", "INTEGER NOT NULL DEFAULT 0"))],
     6: lambda db: _add_column(db, "layers", "owners", "TEXT"),
+    7: lambda db: None,  # 8 adds the build_cache table, which SCHEMA creates
 }
 
 

@@ -1,0 +1,312 @@
+"""COPY and ADD: the files a step copies, planned first (their digest is part of the
+step's cache key), then written as the step's layer.
+
+Sources, as docker's builder reads them: paths or globs in the context (what
+.dockerignore excludes is not there), heredocs (`COPY <<EOF /dest`), with --from a
+path in another stage's or image's files (owners kept), and for ADD a local tar
+(unpacked, compressed or not, owners kept) or a URL (downloaded, mode 0600, not
+unpacked; --checksum verified). Everything else arrives owned by --chown's ids (0:0 by
+default) with --chmod's mode if given.
+
+Where the stage has files, the sources are written into a created container of its
+image (engine/build_copy.py) and the container's changes are the layer, so symlinks and
+directories of the image on the way are honoured. A stage with no files yet
+(`FROM scratch`) gets the layer written directly as a tar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import tarfile
+from collections.abc import Callable, Iterator
+
+from rootless.build import instructions as ins
+from rootless.engine.build_context import BuildError, entry_info
+
+Member = tuple[tarfile.TarInfo, Callable[[], io.IOBase] | None]
+
+
+class Source:
+    """One source: its digest, whether it is a directory's contents, the name a
+    single file takes, and its tar members (names relative to where it lands)."""
+
+    def __init__(self, digest: str, is_dir: bool, name: str | None,
+                 members: Callable[[], Iterator[Member]], archive: bool = False) -> None:
+        self.digest, self.is_dir, self.name = digest, is_dir, name
+        self.members, self.archive = members, archive
+
+
+def plan(builder, state, step, words: dict) -> list[Source]:
+    owner = _owner(builder, state, words.get("chown"), step)
+    chmod = _chmod(builder, words.get("chmod"), step)
+    sources: list[Source] = []
+    for doc in step.heredocs:
+        sources.append(_heredoc(doc, state.env(), owner, chmod))
+    texts = [s for s in words["sources"] if not s.startswith("<<")]
+    from_ = words.get("from")
+    for text in texts:
+        if from_:
+            sources.append(_from_image(builder, step, from_, text, owner if words.get(
+                "chown") else None, chmod))
+        elif type(step) is ins.Add and text.startswith(("http://", "https://")):
+            sources.append(_url(builder, step, text, owner, chmod))
+        else:
+            sources += _context(builder, step, text, owner, chmod)
+    if not sources:
+        raise builder._error(step, f"{step.raw.keyword} requires at least two arguments")
+    return sources
+
+
+def write(builder, state, step, words: dict, sources: list[Source], key: str) -> str:
+    from rootless.engine.build import add_history, next_config
+
+    dest = _destination(state, words["dest"])
+    into_dir = (dest.endswith("/") or len(sources) > 1
+                or any(s.is_dir or s.archive for s in sources))
+    dest = posixpath.normpath(dest)
+    config = next_config(state.config)
+    digest = hashlib.sha256("".join(s.digest for s in sources).encode()).hexdigest()
+    add_history(config, f"/bin/sh -c #(nop) {step.raw.keyword} "
+                f"{'dir' if into_dir else 'file'}:{digest} in {dest} ", empty=False)
+    layer = builder.store.temp_path("build-layer")
+    try:
+        if state.image_id is None or not state.config.get("rootfs", {}).get("diff_ids"):
+            _scratch_layer(layer, dest, into_dir, sources)
+        else:
+            _container_layer(builder, state, layer, dest, into_dir, sources)
+        return builder._store(state, config, layer, key)
+    finally:
+        layer.unlink(missing_ok=True)
+
+
+def _destination(state, dest: str) -> str:
+    """Relative to WORKDIR; a trailing `/` (or `.`) asserts a directory."""
+    wants_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
+    if not dest.startswith("/"):
+        base = state.config.get("config", {}).get("WorkingDir") or "/"
+        dest = posixpath.join(base, dest)
+    dest = posixpath.normpath(dest)
+    return dest.rstrip("/") + "/" if wants_dir else dest
+
+
+# ---- writing ----
+
+def _container_layer(builder, state, layer, dest: str, into_dir: bool,
+                     sources: list[Source]) -> None:
+    from rootless.engine.build_copy import copy_into
+    from rootless.engine.build_run import _remove
+    from rootless.engine.commit import _write_layer
+    from rootless.engine.container_fs import StoppedContainer
+
+    name = _created(builder, state.image_id)
+    try:
+        for source in sources:
+            def feed(out, source=source) -> None:
+                _write_members(out, source.members())
+            copy_into(builder.store, _id_of(builder.store, name), dest, into_dir,
+                      source.name, feed)
+        _write_layer(StoppedContainer(builder.store, name, "commit"), layer)
+    finally:
+        _remove(builder.store, name)
+
+
+def _scratch_layer(layer, dest: str, into_dir: bool, sources: list[Source]) -> None:
+    """The layer of a stage with no files: its parents, then the sources under dest."""
+    rel = dest.strip("/")
+    landing, rename = (rel, None) if into_dir else (posixpath.dirname(rel), posixpath.basename(rel))
+    with open(layer, "wb") as out, tarfile.open(fileobj=out, mode="w|",
+                                                format=tarfile.PAX_FORMAT) as tar:
+        parts = [p for p in landing.split("/") if p]
+        for i in range(len(parts)):
+            info = tarfile.TarInfo("/".join(parts[:i + 1]))
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for source in sources:
+            for info, data in source.members():
+                name = info.name.strip("/")
+                if rename is not None and name == source.name:
+                    name = rename
+                if not name or name == ".":
+                    continue
+                info.name = f"{landing}/{name}" if landing else name
+                _add(tar, info, data)
+
+
+def _write_members(out, members: Iterator[Member]) -> None:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            _add(tar, info, data)
+
+
+def _add(tar, info: tarfile.TarInfo, data) -> None:
+    if data is None:
+        tar.addfile(info)
+        return
+    with data() as stream:
+        tar.addfile(info, stream)
+
+
+def _created(builder, image_id: str) -> str:
+    """A created container of `image_id`, never started: the copy's target."""
+    from rootless.engine.run import RunOptions, container_create_from
+
+    name = "rootless-build-" + os.urandom(6).hex()
+    container_create_from(builder.store, RunOptions(
+        image=image_id, command=("/",), entrypoint="", user="0:0", name=name,
+        network="none", pull="never"))
+    return name
+
+
+def _id_of(store, name: str) -> str:
+    from rootless.engine.containers import container_lookup
+
+    return container_lookup(store, name).id
+
+
+# ---- sources ----
+
+def _context(builder, step, text: str, owner, chmod) -> list[Source]:
+    ctx = builder.source.context
+    found = []
+    for sel in ctx.select(text):
+        entries = ctx.entries(sel, "" if sel.is_dir else sel.base)
+        if type(step) is ins.Add and not sel.is_dir and _is_archive(ctx, sel.rel):
+            found.append(_archive(ctx, sel.rel, ctx.digest(entries)))
+            continue
+
+        def members(entries=entries) -> Iterator[Member]:
+            for e in entries:
+                info = entry_info(e, owner, chmod)
+                opener = (lambda e=e: ctx._open_file(e.rel)) if info.isreg() else None
+                yield info, opener
+        found.append(Source(ctx.digest(entries), sel.is_dir, None if sel.is_dir else
+                            sel.base, members))
+    return found
+
+
+def _is_archive(ctx, rel: str) -> bool:
+    with ctx._open_file(rel) as f:
+        head = f.read(512)
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+        try:
+            with ctx._open_file(rel) as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+                return tar.next() is not None
+        except (tarfile.TarError, OSError, EOFError):
+            return False
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def _archive(ctx, rel: str, digest: str) -> Source:
+    def members() -> Iterator[Member]:
+        from rootless.image.layer_tar import BoundedInfo
+
+        with ctx._open_file(rel) as f, tarfile.open(fileobj=f, mode="r|*",
+                                                     tarinfo=BoundedInfo) as tar:
+            while (info := tar.next()) is not None:
+                tar.members.clear()
+                if info.isreg():
+                    data = tar.extractfile(info).read()
+                    yield info, (lambda data=data: io.BytesIO(data))
+                else:
+                    yield info, None
+    return Source(digest, True, None, members, archive=True)
+
+
+def _heredoc(doc, env, owner, chmod) -> Source:
+    from rootless.build.expand import ExpandError, expand_heredoc
+
+    body = doc.body
+    if doc.expand:
+        try:
+            body = expand_heredoc(body, env)
+        except ExpandError as e:
+            raise BuildError(str(e)) from None
+    data = body.encode()
+    info = tarfile.TarInfo(doc.name)
+    info.size, info.mode = len(data), 0o644 if chmod is None else chmod
+    info.uid, info.gid = owner
+    return Source("heredoc:" + hashlib.sha256(data).hexdigest(), False, doc.name,
+                  lambda: iter([(info, lambda: io.BytesIO(data))]))
+
+
+def _url(builder, step, url: str, owner, chmod) -> Source:
+    from rootless.engine.build_fetch import fetch
+
+    data, mtime = fetch(url, getattr(step, "checksum", None))
+    name = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or "index.html"
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(data), 0o600 if chmod is None else chmod, mtime
+    info.uid, info.gid = owner
+    return Source("url:" + hashlib.sha256(data).hexdigest(), False, name,
+                  lambda: iter([(info, lambda: io.BytesIO(data))]))
+
+
+def _from_image(builder, step, from_: str, src: str, owner, chmod) -> Source:
+    """A path in another stage's (or image's) files, through a created container."""
+    from rootless.engine.build_copy import retar, tar_from
+    from rootless.engine.build_run import _remove
+
+    image_id = builder.stage_image(from_, step)
+    name = _created(builder, image_id)
+    path = str(builder.store.temp_path("build-from"))
+    try:
+        is_dir = tar_from(builder.store, _id_of(builder.store, name), src, path)
+    finally:
+        _remove(builder.store, name)
+    builder.cleanup.append(path)
+    base = posixpath.basename(src.rstrip("/")) or "."
+
+    def members() -> Iterator[Member]:
+        buffer = io.BytesIO()
+        with open(path, "rb") as f:
+            retar(f, buffer, owner, chmod)
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer, mode="r|") as tar:
+            while (info := tar.next()) is not None:
+                tar.members.clear()
+                if info.name in (".", "./"):
+                    continue
+                if info.isreg():
+                    data = tar.extractfile(info).read()
+                    yield info, (lambda data=data: io.BytesIO(data))
+                else:
+                    yield info, None
+    return Source(f"from:{image_id}:{src}", is_dir, None if is_dir else base, members)
+
+
+# ---- --chown, --chmod ----
+
+def _owner(builder, state, chown: str | None, step) -> tuple[int, int]:
+    if not chown:
+        return 0, 0
+    from rootless.engine.users import UserLookupError, name_or_id, resolve_user
+
+    user, _, group = chown.partition(":")
+    try:
+        uid_or_name = name_or_id(user, "user")
+        gid_or_name = name_or_id(group, "group") if group else None
+        if isinstance(uid_or_name, int) and (gid_or_name is None or
+                                             isinstance(gid_or_name, int)):
+            return uid_or_name, uid_or_name if gid_or_name is None else gid_or_name
+        dirs = builder.layer_dirs(state.image_id)
+        found = resolve_user(dirs, chown if group else user)
+        return found.uid, found.gid if group else found.uid
+    except UserLookupError as e:
+        raise builder._error(step, f"unable to convert uid/gid chown string to host "
+                             f"mapping: {e}") from None
+
+
+def _chmod(builder, chmod: str | None, step) -> int | None:
+    if not chmod:
+        return None
+    try:
+        mode = int(chmod, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise builder._error(step, f"invalid chmod parameter {chmod!r}: an octal mode, "
+                             "such as 755")
+    return mode
