@@ -117,6 +117,13 @@ def test_escaped_wildcards_in_a_pattern_are_literal():
     assert expand_word("${X#a\\*}", {"X": "axb"}) == "axb"
 
 
+def test_a_workdir_built_from_a_variable_and_literal_segments():
+    # ENV DIRPATH=/first; WORKDIR $DIRPATH/second; WORKDIR third -> /first/second/third
+    env = {"DIRPATH": "/first"}
+    assert expand_word("$DIRPATH/second", env) == "/first/second"
+    assert expand_word("${DIRPATH}/second/third", env) == "/first/second/third"
+
+
 def test_an_unknown_variable_expands_to_nothing():
     # WORKDIR $DIRPATH/$DIRNAME with only DIRPATH set: buildkit gives "/path/"
     assert expand_word("$DIRPATH/$DIRNAME", {"DIRPATH": "/path"}) == "/path/"

@@ -3,6 +3,8 @@ example table of Docker's documentation."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from rootless.build.errors import DockerfileError
@@ -193,3 +195,34 @@ def test_a_malformed_glob_is_an_error_naming_the_line(pattern):
     with pytest.raises(DockerfileError) as info:
         DockerIgnore(f"ok\n{pattern}\n")
     assert str(info.value).startswith(".dockerignore:2: syntax error in pattern")
+
+
+def test_a_leading_double_star_then_a_plain_name_matches_as_a_suffix_as_docker_does():
+    # patternmatcher's suffixMatch: "**foo" is any path ending in "foo"
+    ignore = DockerIgnore("**foo")
+    assert ignore.excluded("xfoo") and ignore.excluded("a/bfoo")
+    assert not ignore.excluded("foox")
+
+
+# -- hostile patterns ----------------------------------------------------------------------
+
+def test_a_backtracking_bomb_pattern_is_matched_in_linear_time():
+    # Go's RE2 is linear; a backtracking regex would take hours on this
+    ignore = DockerIgnore("*a*a*a*a*a*a*a*a*a*a*a*a*b\n")
+    started = time.monotonic()
+    assert not ignore.excluded("a" * 4000)
+    assert ignore.excluded("a" * 40 + "b")
+    assert time.monotonic() - started < 5
+
+
+def test_a_pattern_of_thousands_of_stars_is_matched_quickly():
+    ignore = DockerIgnore("*" * 50_000 + "b\n")  # "**" again and again: any directories
+    started = time.monotonic()
+    assert ignore.excluded("x/y/b") and not ignore.excluded("a" * 4000)
+    assert time.monotonic() - started < 5
+
+
+def test_a_line_over_64k_is_dockers_scanner_error():
+    with pytest.raises(DockerfileError) as info:
+        DockerIgnore("ok\n" + "a" * 70_000 + "\n")
+    assert str(info.value) == ".dockerignore:2: bufio.Scanner: token too long"

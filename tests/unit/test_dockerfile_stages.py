@@ -3,6 +3,8 @@ buildkit's dockerfile2llb decides them."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from rootless.build.dockerfile import parse
@@ -246,3 +248,19 @@ def test_the_stage_records_keep_run_mounts_unexpanded_for_the_executor():
 
 def test_the_escape_directive_travels_with_the_build_file():
     assert build("# escape=`\nFROM busybox\n").escape == "`"
+
+
+def test_random_dockerfiles_give_stages_or_a_dockerfile_error_never_a_traceback():
+    rng = random.Random(12)
+    lines = ["FROM busybox AS s", "FROM s", "FROM ${A:-x}", "ARG A=1 B", "COPY --from=s a b",
+             "COPY --from=0 a b", "COPY --from=$A a b", "COPY --from=9 a b",
+             "RUN --mount=from=s,target=/x true", "RUN --mount=type=bogus true", "ENV A",
+             "ONBUILD ONBUILD x", "HEALTHCHECK --retries=x CMD true", "COPY <<EOF /x",
+             "EOF", "RUN \\", "CMD [1]", "LABEL a", "EXPOSE", "FROM", "ARG =1"]
+    for _ in range(3000):
+        text = "\n".join(rng.choice(lines) for _ in range(rng.randint(1, 8)))
+        try:
+            bf = stages(parse(text), "Dockerfile", {"A": "s"})
+            needed(bf, rng.choice([None, "s", "0", "7"]), "Dockerfile")
+        except DockerfileError as e:
+            assert "\n" not in str(e)

@@ -19,17 +19,19 @@ descend anyway (Docker does the same) instead of skipping the whole subtree.
 from __future__ import annotations
 
 import re
-import warnings
 
 from rootless.build.errors import DockerfileError
+from rootless.build.glob import Glob
 
-_REGEX_SPECIAL = set(".+()|{}$")  # what patternmatcher escapes; the rest goes through as is
+_MAX_LINE = 64 * 1024  # Docker reads .dockerignore with a default bufio.Scanner
 
 
 class DockerIgnore:
     def __init__(self, text: str, filename: str = ".dockerignore") -> None:
         self.patterns: list[_Pattern] = []
         for number, line in enumerate(_lines(text), 1):
+            if len(line.encode("utf-8", "surrogateescape")) >= _MAX_LINE:
+                raise DockerfileError(filename, number, "bufio.Scanner: token too long")
             pattern = _read_pattern(line)
             if pattern is not None:
                 self.patterns.append(_Pattern(pattern, filename, number))
@@ -105,98 +107,23 @@ class _Pattern:
             if text == "!":
                 raise DockerfileError(filename, number, 'illegal exclusion pattern: "!"')
             text = _clean(text[1:])
-        self.text = text
-        self.dirs = text.split("/")
         try:
-            _check_glob(text)
-            self.regex = _compile(text)
-            self.segments = [_compile(d) if d != "**" else None for d in self.dirs]
+            self.glob = Glob(text)
+            self.segments = [Glob(d) if d != "**" else None for d in text.split("/")]
         except (re.error, ValueError):
             raise DockerfileError(filename, number, f"syntax error in pattern: {text}") from None
 
     def matches(self, path: str) -> bool:
-        return self.regex.match(path) is not None
+        return self.glob.match(path)
 
     def could_match_below(self, segments: list[str]) -> bool:
         """Whether a path inside the directory `segments` could match this pattern."""
         for index, segment in enumerate(segments):
             if index >= len(self.segments):
                 return True  # the pattern matches an ancestor: everything below
-            regex = self.segments[index]
-            if regex is None:
+            glob = self.segments[index]
+            if glob is None:
                 return True  # `**` reaches any depth
-            if not regex.match(segment):
+            if not glob.match(segment):
                 return False
         return True
-
-
-def _to_regex(pattern: str) -> str:
-    """patternmatcher's Pattern.compile, as one anchored regex (`\\Z`, not `$`, so that a
-    name ending in a newline is not matched by a pattern without one)."""
-    out, index, end, in_class = ["^"], 0, len(pattern), False
-    while index < end:
-        ch = pattern[index]
-        index += 1
-        if ch == "*":
-            if pattern.startswith("*", index):
-                index += 1
-                if pattern.startswith("/", index):
-                    index += 1
-                out.append(".*" if index >= end else "(.*/)?")
-            else:
-                out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            out.append(re.escape(pattern[index]) if index < end else "\\\\")
-            index += 1
-        elif ch in "[]":
-            out.append(ch)
-            in_class = ch == "["
-        elif ch == "^":
-            out.append("^" if in_class else "\\^")  # Go would read an anchor: never matches
-        else:
-            out.append("\\" + ch if ch in _REGEX_SPECIAL else ch)
-    return "".join(out) + "\\Z"
-
-
-def _compile(pattern: str) -> re.Pattern:
-    with warnings.catch_warnings():  # "[[", "&&" in a class: a FutureWarning, not an error
-        warnings.simplefilter("ignore")
-        return re.compile(_to_regex(pattern), re.DOTALL)
-
-
-def _check_glob(pattern: str) -> None:
-    """Go's filepath.Match syntax check: every `[` closed, no empty or bad class, no
-    trailing `\\`; ValueError (Go's ErrBadPattern) otherwise."""
-    index, end = 0, len(pattern)
-    while index < end:
-        ch = pattern[index]
-        index += 1
-        if ch == "\\":
-            if index >= end:
-                raise ValueError(pattern)
-            index += 1
-        elif ch == "[":
-            index = _class_end(pattern, index)
-
-
-def _class_end(pattern: str, index: int) -> int:
-    end = len(pattern)
-    if index < end and pattern[index] == "^":
-        index += 1
-    count = 0
-    while True:
-        if index >= end:
-            raise ValueError(pattern)
-        ch = pattern[index]
-        if ch == "]" and count:
-            return index + 1
-        if ch == "\\":
-            index += 1
-            if index >= end:
-                raise ValueError(pattern)
-        if ch in "-]" and not count:  # Go: a range needs a low end; `[]` is empty
-            raise ValueError(pattern)
-        index += 1
-        count += 1

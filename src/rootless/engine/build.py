@@ -212,7 +212,7 @@ class Builder:
     # ---- steps ----
 
     def _step(self, state: Stage, step, trigger: bool = False) -> Stage:
-        from rootless.engine.build_steps import apply, history_text
+        from rootless.engine.build_steps import apply
 
         kind = type(step)
         if kind is ins.Arg:
@@ -240,12 +240,23 @@ class Builder:
         else:
             config = _next_config(state.config)
             apply(config, step, {**words, "cmd_set": state.cmd_set})
-            _add_history(config, history_text(step, _shown(step)), empty=True)
-            image_id = self._store(state, config, None, key)
+            image_id = self._config_step(state, step, config, key)
         print(f" ---> {image_id[7:19]}", file=self.out, flush=True)
         new = Stage(image_id, _config_of(self.store, image_id), state.args)
         new.cmd_set = state.cmd_set or kind is ins.Cmd
         return new
+
+    def _config_step(self, state: Stage, step, config: dict, key: str) -> str:
+        from rootless.engine.build_steps import history_text
+
+        if type(step) is ins.Workdir:
+            from rootless.engine.build_files import workdir_layer, workdir_missing
+
+            path = config["config"]["WorkingDir"]
+            if workdir_missing(self, state, path):
+                return workdir_layer(self, state, path, config, key)
+        _add_history(config, history_text(step, _shown(step)), empty=True)
+        return self._store(state, config, None, key)
 
     def stage_image(self, name: str, step) -> str:
         """COPY --from's image: a stage by name or index, else an image."""

@@ -35,7 +35,7 @@ def _target(store, container_id: str):
 
 
 def copy_into(store, container_id: str, dest: str, into_dir: bool, file_name: str | None,
-              feed: Callable[[BinaryIO], None]) -> None:
+              feed: Callable[[BinaryIO], None], own_root: bool = False) -> None:
     """Unpack the tar `feed` writes into the container at `dest` (absolute). `into_dir`:
     the destination is a directory whatever it is now; else `file_name` is the tar's one
     file, which becomes `dest` unless `dest` is an existing directory."""
@@ -54,7 +54,7 @@ def copy_into(store, container_id: str, dest: str, into_dir: bool, file_name: st
         except OSError as e:
             raise CopyError(f"cannot make the destination {dest}: "
                             f"{os.strerror(e.errno).lower()}") from None
-        extractor = Extractor(dir_fd, dest, chown=True, rebase=rebase)
+        extractor = Extractor(dir_fd, dest, chown=True, rebase=rebase, own_root=own_root)
         with open(data_r, "rb", closefd=False) as stream:
             extractor.run(stream)
         report({"done": extractor.size})

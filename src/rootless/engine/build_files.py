@@ -82,6 +82,44 @@ def write(builder, state, step, words: dict, sources: list[Source], key: str) ->
         layer.unlink(missing_ok=True)
 
 
+def workdir_missing(builder, state, path: str) -> bool:
+    """WORKDIR's directory is not in the stage's files yet (a directory that cannot be
+    looked at, as a 0700 one of subordinate ids, counts as there: run makes a missing
+    working directory anyway)."""
+    from rootless.kernel.paths import open_in_layers
+
+    fds: list[int] = []
+    try:
+        for layer in reversed(builder.layer_dirs(state.image_id)):
+            fds.append(os.open(layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        os.close(open_in_layers(fds, path.lstrip("/") or "."))
+        return False
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def workdir_layer(builder, state, path: str, config: dict, key: str) -> str:
+    """The directory WORKDIR names, made (root's, 0755) as buildah and BuildKit make it."""
+    from rootless.engine.build import add_history
+
+    add_history(config, f"/bin/sh -c #(nop) WORKDIR {path}", empty=False)
+    empty = Source("", True, None, lambda: iter(()))
+    layer = builder.store.temp_path("build-layer")
+    try:
+        if not state.config.get("rootfs", {}).get("diff_ids"):
+            _scratch_layer(layer, path + "/", True, [empty])
+        else:
+            _container_layer(builder, state, layer, path + "/", True, [empty])
+        return builder._store(state, config, layer, key)
+    finally:
+        layer.unlink(missing_ok=True)
+
+
 def _destination(state, dest: str) -> str:
     """Relative to WORKDIR; a trailing `/` (or `.`) asserts a directory."""
     wants_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
@@ -107,7 +145,7 @@ def _container_layer(builder, state, layer, dest: str, into_dir: bool,
             def feed(out, source=source) -> None:
                 _write_members(out, source.members())
             copy_into(builder.store, _id_of(builder.store, name), dest, into_dir,
-                      source.name, feed)
+                      source.name, feed, own_root=source.archive)
         _write_layer(StoppedContainer(builder.store, name, "commit"), layer)
     finally:
         _remove(builder.store, name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import sys
 
@@ -30,7 +31,7 @@ def run_step(builder, state, step, key: str) -> str:
     argv = _argv(state.config, step)
     image_env = env_dict(state.config)
     env = tuple(f"{k}={v}" for k, v in state.args.items() if k not in image_env)
-    mounts, tmpfs, cleanup = _mounts(builder, step)
+    mounts, tmpfs, cleanup = _mounts(builder, state, step)
     name = "rootless-build-" + os.urandom(6).hex()
     opts = RunOptions(image=state.image_id, command=tuple(argv), entrypoint="", env=env,
                       name=name, network=step.network or builder.opts.network,
@@ -125,18 +126,25 @@ def _remove(store, name: str) -> None:
 
 # ---- --mount ----
 
-def _mounts(builder, step) -> tuple[list[str], list[str], list[str]]:
+def _mounts(builder, state, step) -> tuple[list[str], list[str], list[str]]:
     """(--mount values for the run, --tmpfs values, temporary copies to remove)."""
-    from rootless.build.mounts import parse_mount
+    from rootless.build.expand import ExpandError, expand_word
+    from rootless.build.mounts import MountError, parse_mount
 
+    env = state.env()
+    workdir = state.config.get("config", {}).get("WorkingDir") or "/"
     mounts: list[str] = []
     tmpfs: list[str] = []
     cleanup: list[str] = []
     for text in step.mounts:
         try:
-            m = parse_mount(text)
-        except Exception as e:  # the parser's own error, with its words
+            m = parse_mount(text, lambda word: expand_word(word, env, builder._escape()))
+        except (MountError, ExpandError) as e:
             raise builder._error(step, str(e)) from None
+        target = posixpath.normpath(posixpath.join(workdir, m.target)) if m.target else ""
+        if target == "/":
+            raise builder._error(step, 'invalid mount target "/"')
+        m = m._replace(target=target)
         if m.type == "cache":
             mounts.append(_bind(_cache_dir(builder.store, m.id or m.target), m.target, False))
         elif m.type == "tmpfs":

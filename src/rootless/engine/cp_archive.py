@@ -243,8 +243,12 @@ class Extractor:
     the root of every name in it. `shown` names that directory in messages."""
 
     def __init__(self, root_fd: int, shown: str, *, chown: bool = False,
-                 host: bool = False, rebase: tuple[str, str] | None = None) -> None:
+                 host: bool = False, rebase: tuple[str, str] | None = None,
+                 own_root: bool = False) -> None:
         self.root, self.shown, self.chown, self.host = root_fd, shown, chown, host
+        # the archive's `.` entry gives the destination its mode and owner (ADD of a tar,
+        # as moby's Untar; `cp` leaves the destination as it is)
+        self.own_root = own_root
         self.rebase = None if rebase is None or rebase[0] == rebase[1] else rebase
         self.files: set[str] = set()  # non-directories made: hardlink targets
         self.dirs: list[_Dir] = []
@@ -332,8 +336,10 @@ class Extractor:
         return stat.S_ISDIR(st.st_mode)
 
     def _dir(self, member, path: str) -> None:
-        if not path:
-            return  # the destination itself: its mode and owner are not the archive's
+        if not path:  # the destination itself: its mode and owner are not the archive's
+            if self.own_root:
+                self.dirs.append(_Dir(".", member.mode, member.uid, member.gid, member.mtime))
+            return
         dir_fd, name = self._parent(path)
         try:
             if not self._clear(dir_fd, name, path, True):
