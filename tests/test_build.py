@@ -142,6 +142,15 @@ def _layer_owners(archive: Path) -> dict[str, tuple[int, int]]:
             return {m.name.lstrip("./"): (m.uid, m.gid) for m in layer.getmembers()}
 
 
+def test_copy_exclude_leaves_out_what_it_names(rootless, busybox, tmp_path):
+    ctx = dockerfile(tmp_path, f"FROM {busybox}\nCOPY --exclude=*.log src /dst\n",
+                     **{"src__keep.txt": "k", "src__drop.log": "d", "src__sub__x.log": "x"})
+    image = build(rootless, ctx)
+    names = ok(rootless("run", "--rm", image, "find", "/dst", "-type", "f")).split()
+    # .dockerignore's rules: `*.log` names the top level only (`**/*.log` would go deeper)
+    assert sorted(names) == ["/dst/keep.txt", "/dst/sub/x.log"]
+
+
 def test_dockerignore_excludes_and_exceptions_reinclude(rootless, busybox, tmp_path):
     ctx = dockerfile(tmp_path, f"FROM {busybox}\nCOPY . /ctx\n",
                      **{".dockerignore": "*.log\n!keep.log\nsecret\n", "a.log": "x",

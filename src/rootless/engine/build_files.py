@@ -154,7 +154,10 @@ def _container_layer(builder, state, layer, dest: str, into_dir: bool,
 def _scratch_layer(layer, dest: str, into_dir: bool, sources: list[Source]) -> None:
     """The layer of a stage with no files: its parents, then the sources under dest."""
     rel = dest.strip("/")
-    landing, rename = (rel, None) if into_dir else (posixpath.dirname(rel), posixpath.basename(rel))
+    if into_dir:
+        landing, rename = rel, None
+    else:
+        landing, rename = posixpath.dirname(rel), posixpath.basename(rel)
     with open(layer, "wb") as out, tarfile.open(fileobj=out, mode="w|",
                                                 format=tarfile.PAX_FORMAT) as tar:
         parts = [p for p in landing.split("/") if p]
@@ -171,6 +174,8 @@ def _scratch_layer(layer, dest: str, into_dir: bool, sources: list[Source]) -> N
                     continue
                 info.name = f"{landing}/{name}" if landing else name
                 _add(tar, info, data)
+        end = tar.offset + 2 * tarfile.BLOCKSIZE
+    os.truncate(layer, end)  # tarfile's 10 KiB record padding is no part of a layer
 
 
 def _write_members(out, members: Iterator[Member]) -> None:
@@ -208,10 +213,15 @@ def _id_of(store, name: str) -> str:
 
 def _context(builder, step, text: str, owner, chmod) -> list[Source]:
     ctx = builder.source.context
+    excluded = _excluder(step)
+    unpack = getattr(step, "unpack", None) is not False
     found = []
     for sel in ctx.select(text):
-        entries = ctx.entries(sel, "" if sel.is_dir else sel.base)
-        if type(step) is ins.Add and not sel.is_dir and _is_archive(ctx, sel.rel):
+        entries = [e for e in ctx.entries(sel, "" if sel.is_dir else sel.base)
+                   if not excluded(e.name)]
+        if not entries and not sel.is_dir:
+            continue
+        if type(step) is ins.Add and unpack and not sel.is_dir and _is_archive(ctx, sel.rel):
             found.append(_archive(ctx, sel.rel, ctx.digest(entries)))
             continue
 
@@ -223,6 +233,17 @@ def _context(builder, step, text: str, owner, chmod) -> list[Source]:
         found.append(Source(ctx.digest(entries), sel.is_dir, None if sel.is_dir else
                             sel.base, members))
     return found
+
+
+def _excluder(step) -> Callable[[str], bool]:
+    """--exclude=PATTERN: .dockerignore's rules, over the names below each source."""
+    patterns = getattr(step, "exclude", ())
+    if not patterns:
+        return lambda name: False
+    from rootless.build.ignore import DockerIgnore
+
+    matcher = DockerIgnore("\n".join(patterns), "--exclude")
+    return lambda name: bool(name) and matcher.excluded(name)
 
 
 def _is_archive(ctx, rel: str) -> bool:

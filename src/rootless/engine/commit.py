@@ -100,13 +100,16 @@ def _write_layer(container, path: Path) -> None:
 
 
 def _layer_to(container, fd: int) -> None:
+    import os
+
     from rootless.engine.container_fs import write_tar
     from rootless.engine.container_tree import changes
 
     image, view, shared = container.views()
     with open(fd, "wb", closefd=False) as out:
         found = changes(image, view, shared, container.mount_points)
-        write_tar(view, layer_items(found, view), out)
+        end = write_tar(view, layer_items(found, view), out)
+    os.ftruncate(fd, end)  # no record padding: the layer is the bytes docker's would be
 
 
 def layer_items(found, view) -> list[tuple[str, str]]:

@@ -177,8 +177,10 @@ def _export_to(container: StoppedContainer, fd: int) -> None:
 
 # ---- the tar ----
 
-def write_tar(view, items: list[tuple[str, str]], out: BinaryIO) -> None:
-    """Write `items` (path, "entry" | "whiteout" | "opaque") of `view` as a tar."""
+def write_tar(view, items: list[tuple[str, str]], out: BinaryIO) -> int:
+    """Write `items` (path, "entry" | "whiteout" | "opaque") of `view` as a tar; returns
+    where its end-of-archive blocks end (tarfile then pads to a 10 KiB record, which a
+    layer need not keep: Go's archive/tar, docker's and podman's, writes none)."""
     import tarfile
 
     links: dict[tuple[int, int], str] = {}
@@ -194,6 +196,8 @@ def write_tar(view, items: list[tuple[str, str]], out: BinaryIO) -> None:
                     tar.addfile(_marker(f"{path}/.wh..wh..opq"))
                 else:
                     _add_entry(tar, view, root_fds, path, links)
+            end = tar.offset + 2 * tarfile.BLOCKSIZE
+        return end
     finally:
         for fd in root_fds:
             os.close(fd)
