@@ -368,3 +368,28 @@ def test_a_required_arg_left_unset_is_refused(rootless, busybox, tmp_path):
                                'ENV X="${NEEDED:?must be set}"\n')
     result = fails(rootless("build", str(ctx)), code=1)
     assert "Dockerfile:3" in result.stderr and "must be set" in result.stderr
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_step_leaves_no_container(rootless, busybox, tmp_path, store,
+                                                     signum):
+    import os
+    import signal
+    import time
+
+    ctx = dockerfile(tmp_path, f"FROM {busybox}\nRUN touch /started && sleep 60\n")
+    proc = rootless.popen("build", str(ctx))
+    deadline = time.monotonic() + 30
+    while "Running in" not in _peek_steps(rootless) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    # as a terminal's Ctrl-C: the whole foreground process group
+    os.killpg(proc.pid, getattr(signal, signum))
+    assert proc.wait(timeout=30) != 0
+    _no_leftovers(rootless, store)
+
+
+def _peek_steps(rootless) -> str:
+    """'Running in' once the step's container is running (ps shows it)."""
+    out = ok(rootless("ps", "--format", "{{.Names}}"))
+    return "Running in" if "rootless-build-" in out else ""

@@ -132,11 +132,14 @@ class _Session:
 
 
 def attach_session(sock, stdin: bool, tty: bool, sig_proxy: bool = True,
-                   detach_keys: str = DEFAULT_DETACH_KEYS, launcher: bool = False):
-    """Pump until the container exits (its exit code) or the user detaches (DETACHED)."""
+                   detach_keys: str = DEFAULT_DETACH_KEYS, launcher: bool = False,
+                   interruptible: bool = False):
+    """Pump until the container exits (its exit code) or the user detaches (DETACHED).
+    `interruptible` (a build's RUN): Ctrl-C raises KeyboardInterrupt here, so the
+    caller removes what it made."""
     session = _Session(sock, stdin, tty, parse_detach_keys(detach_keys), launcher)
     saved = _proxy_signals(session) if sig_proxy else {}
-    if not sig_proxy:
+    if not sig_proxy and not interruptible:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends us, not the container
     terminal = None
     try:

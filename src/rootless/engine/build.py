@@ -74,6 +74,7 @@ def image_build(store, opts: BuildOptions, pull=None) -> str:
     from rootless.build.errors import DockerfileError
     from rootless.engine.images import _temp_cleaned
 
+    _interrupt_on_term()
     with _temp_cleaned(store):
         source = load_source(store, opts.context, opts.dockerfile)
         try:
@@ -390,6 +391,18 @@ def _shown(step) -> str:
     text = step.raw.original.strip()
     keyword, _, rest = text.partition(" ")
     return f"{keyword.upper()} {' '.join(rest.split())}".strip()
+
+
+def _interrupt_on_term() -> None:
+    """SIGTERM and SIGHUP end a build as Ctrl-C does: the step's container is removed
+    on the way out, nothing is left half-made."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
 
 
 def _global_args(buildfile, build_args: dict[str, str], escape: str) -> dict[str, str]:

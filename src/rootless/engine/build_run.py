@@ -35,7 +35,8 @@ def run_step(builder, state, step, key: str) -> str:
     name = "rootless-build-" + os.urandom(6).hex()
     opts = RunOptions(image=state.image_id, command=tuple(argv), entrypoint="", env=env,
                       name=name, network=step.network or builder.opts.network,
-                      mounts=tuple(mounts), tmpfs=tuple(tmpfs), pull="never")
+                      mounts=tuple(mounts), tmpfs=tuple(tmpfs), pull="never",
+                      sig_proxy=False)  # Ctrl-C stops the build, as docker build
     try:
         code = _run(builder, opts, name)
         if code != 0:
@@ -77,7 +78,7 @@ def _run(builder, opts, name: str) -> int:
     out = builder.out
     print(f" ---> Running in {name[15:27]}", file=out, flush=True)
     if not builder.opts.quiet:
-        return container_run(builder.store, opts)
+        return container_run(builder.store, opts, interruptible=True)
     # -q: the step's output is kept, and shown only if it fails
     import tempfile
 
@@ -86,7 +87,7 @@ def _run(builder, opts, name: str) -> int:
         try:
             os.dup2(log.fileno(), 1)
             os.dup2(log.fileno(), 2)
-            code = container_run(builder.store, opts)
+            code = container_run(builder.store, opts, interruptible=True)
         finally:
             sys.stdout.flush()
             os.dup2(saved[0], 1)

@@ -87,7 +87,7 @@ def fork_monitor(root: str, opts: RunOptions):
 
 
 def container_run(store, opts: RunOptions, pull: Puller | None = None,
-                  monitor=None) -> int:
+                  monitor=None, interruptible: bool = False) -> int:
     """docker run: create, then start; in the foreground attached until the container
     exits (its exit code), with -d printing its id. `monitor` is fork_monitor's, made
     before `store` was opened (else it is forked here, the store disconnected first)."""
@@ -112,7 +112,8 @@ def container_run(store, opts: RunOptions, pull: Puller | None = None,
         gc.enable()
     code = attach_session(launched.client, opts.interactive, opts.tty, opts.sig_proxy,
                           opts.detach_keys if opts.detach_keys is not None
-                          else DEFAULT_DETACH_KEYS, launcher=True)
+                          else DEFAULT_DETACH_KEYS, launcher=True,
+                          interruptible=interruptible)
     return 0 if code is DETACHED else code
 
 
