@@ -393,3 +393,51 @@ def _peek_steps(rootless) -> str:
     """'Running in' once the step's container is running (ps shows it)."""
     out = ok(rootless("ps", "--format", "{{.Names}}"))
     return "Running in" if "rootless-build-" in out else ""
+
+
+def test_copy_from_stages_that_need_each_other_is_a_cycle(rootless, busybox, tmp_path):
+    ctx = dockerfile(tmp_path, f"FROM {busybox} AS a\nCOPY --from=b /x /x\n"
+                               f"FROM {busybox} AS b\nCOPY --from=a /y /y\n")
+    result = fails(rootless("build", str(ctx)), code=1)
+    assert "circular dependency" in result.stderr
+
+
+def test_env_takes_the_old_key_value_form_too(rootless, busybox, tmp_path):
+    ctx = dockerfile(tmp_path, f"FROM {busybox}\nENV GREETING hello there\n")
+    assert "GREETING=hello there" in config(rootless, build(rootless, ctx))["Env"]
+
+
+def test_add_fetches_a_url_and_checks_its_checksum(rootless, busybox, tmp_path):
+    import hashlib
+    import http.server
+    import threading
+
+    payload = b"remote content\n"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Last-Modified", "Tue, 15 Nov 1994 08:12:31 GMT")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/files/remote.txt"
+    digest = hashlib.sha256(payload).hexdigest()
+    try:
+        ctx = dockerfile(tmp_path, f"FROM {busybox}\nADD --checksum=sha256:{digest} {url} /dl/\n")
+        image = build(rootless, ctx)
+        assert ok(rootless("run", "--rm", image, "sh", "-c",
+                           "cat /dl/remote.txt; stat -c '%a %Y' /dl/remote.txt")) == \
+            "remote content\n600 784887151\n"
+        bad = dockerfile(tmp_path / "bad", f"FROM {busybox}\nADD --checksum=sha256:{'0' * 64} "
+                                           f"{url} /dl/\n")
+        result = fails(rootless("build", str(bad)), code=1)
+        assert "digest mismatch" in result.stderr
+    finally:
+        server.shutdown()
