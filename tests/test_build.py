@@ -71,8 +71,7 @@ def test_entrypoint_and_cmd_defaults_and_their_overrides(rootless, busybox, tmp_
     ctx = dockerfile(tmp_path, f'FROM {busybox}\nENTRYPOINT ["echo", "top"]\n'
                                'CMD ["-n", "default"]\n')
     image = build(rootless, ctx)
-    assert ok(rootless("run", "--rm", image)) == "top -n default\n" or \
-        ok(rootless("run", "--rm", image)) == "top default"
+    assert ok(rootless("run", "--rm", image)) == "top -n default\n"
     assert ok(rootless("run", "--rm", image, "given")) == "top given\n"
     assert ok(rootless("run", "--rm", "--entrypoint", "echo", image, "other")) == "other\n"
 
