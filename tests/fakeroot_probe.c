@@ -15,6 +15,9 @@
  *   thread                     the next step runs in a new thread
  *   exec                       execv(/proc/self/exe) with the remaining steps
  *   loop N                     N getuid calls (a measure of the notification's cost)
+ *   stats PATH                 "stats UID:GID:MODE:RDEV ..." as stat, lstat, fstat,
+ *                              fstatat(AT_SYMLINK_NOFOLLOW) and statx see PATH (octal
+ *                              mode with type bits, rdev as MAJOR,MINOR)
  *
  * Built static by the tests (gcc -static) and bound into busybox, which has no setresuid.
  */
@@ -28,6 +31,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,6 +166,27 @@ static int step(int argc, char **argv)
         for (long i = 0; i < n; i++)
             getuid();
         printf("loop ok\n");
+        fflush(stdout);
+        return 2;
+    }
+    if (!strcmp(s, "stats") && argc >= 2) {
+        struct stat st[4];
+        struct statx sx;
+        int fd = open(argv[1], O_PATH | O_NOFOLLOW);
+        int rc = stat(argv[1], &st[0]) | lstat(argv[1], &st[1]) |
+                 (fd < 0 ? -1 : fstat(fd, &st[2])) |
+                 fstatat(AT_FDCWD, argv[1], &st[3], AT_SYMLINK_NOFOLLOW) |
+                 statx(AT_FDCWD, argv[1], AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx);
+        if (rc) {
+            result(s, -1);
+            return 2;
+        }
+        printf("stats");
+        for (int i = 0; i < 4; i++)
+            printf(" %u:%u:%o:%u,%u", st[i].st_uid, st[i].st_gid, st[i].st_mode,
+                   major(st[i].st_rdev), minor(st[i].st_rdev));
+        printf(" %u:%u:%o:%u,%u\n", sx.stx_uid, sx.stx_gid, sx.stx_mode, sx.stx_rdev_major,
+               sx.stx_rdev_minor);
         fflush(stdout);
         return 2;
     }

@@ -49,11 +49,13 @@ def notification(rootless, request):
 
 @pytest.fixture
 def probe(rootless, busybox, probe_binary):
-    """probe(*steps, options=(), command=("run", "--rm")) -> the probe's output lines."""
+    """probe(*steps, options=(), command=None) -> the probe's output lines (`command`:
+    run that in the container instead of /probe STEPS)."""
 
-    def run(*steps: str, options: tuple[str, ...] = ()) -> list[str]:
+    def run(*steps: str, options: tuple[str, ...] = (),
+            command: tuple[str, ...] | None = None) -> list[str]:
         result = rootless("run", "--rm", "-v", f"{probe_binary}:/probe:ro", *options,
-                          busybox, "/probe", *steps)
+                          busybox, *(command or ("/probe", *steps)))
         return ok(result).splitlines()
 
     return run
@@ -202,6 +204,45 @@ def test_a_restarted_container_keeps_its_fakeroot(rootless, busybox):
                 "sh", "-c", script))
     ok(rootless("wait", "ctr", timeout=60))
     assert ok(rootless("logs", "ctr")).split() == ["first-ok", "second-ok"]
+
+
+# ---- --security-opt fakeroot-stat ----
+
+STAT_OPTS = ("--security-opt", "fakeroot-stat")
+
+
+def test_fakeroot_stat_shows_what_chown_and_chmod_set(probe):
+    setup = ("sh", "-c", "touch /f && chown 42:43 /f && chmod 4750 /f && exec /probe stats /f")
+    lines = probe(options=STAT_OPTS, command=setup)
+    assert lines == ["stats " + " ".join(["42:43:104750:0,0"] * 5)]
+
+
+def test_without_fakeroot_stat_the_kernel_shows_the_mapped_id(probe):
+    setup = ("sh", "-c", "touch /f && chown 42:43 /f && exec /probe stats /f")
+    [line] = probe(command=setup)
+    assert line.split()[1].startswith("0:0:")
+
+
+def test_fakeroot_stat_shows_a_recorded_device_as_a_device(probe):
+    setup = ("sh", "-c", "mknod /d c 1 3 && exec /probe stats /d")
+    lines = probe(options=STAT_OPTS, command=setup)
+    assert lines == ["stats " + " ".join(["0:0:20644:1,3"] * 5)]
+
+
+def test_fakeroot_stat_shows_the_images_recorded_owners(rootless, busybox):
+    out = ok(rootless("run", "--rm", *STAT_OPTS, busybox, "stat", "-c", "%u:%g", "/home/user"))
+    assert out == "1000:1000\n"
+
+
+def test_fakeroot_stat_reaches_exec_d_processes(rootless, busybox):
+    ok(rootless("run", "-d", "--name", "st", *STAT_OPTS, busybox, "sleep", "60"))
+    ok(rootless("exec", "st", "sh", "-c", "touch /g && chown 7:8 /g"))
+    assert ok(rootless("exec", "st", "stat", "-c", "%u:%g", "/g")) == "7:8\n"
+
+
+def test_fakeroot_stat_takes_only_true_or_false(rootless, busybox):
+    result = rootless("run", "--rm", "--security-opt", "fakeroot-stat=maybe", busybox, "true")
+    assert result.returncode == 125 and "unsupported --security-opt" in result.stderr
 
 
 def test_system_info_says_the_fakeroot_answers_by_notification(rootless):

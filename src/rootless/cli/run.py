@@ -68,7 +68,7 @@ FLAGS = (
          "Restart policy: no, always, on-failure[:N], unless-stopped", "POLICY"),
     Flag(("--rm",), "remove", "bool", "Remove the container when it exits"),
     Flag(("--security-opt",), "security_opt", "list",
-         "seccomp=unconfined|PROFILE.json, no-new-privileges", "OPT"),
+         "seccomp=unconfined|PROFILE.json, no-new-privileges, fakeroot-stat", "OPT"),
     Flag(("--tmpfs",), "tmpfs", "list", "Mount a tmpfs: /PATH[:size=64m,mode=1777,...]",
          "PATH"),
     Flag(("--sig-proxy",), "sig_proxy", "bool",
@@ -119,10 +119,11 @@ def parse(argv: list[str], command: str = "run") -> dict:
     return values
 
 
-def security_options(options: list[str]) -> tuple[bool, str]:
+def security_options(options: list[str]) -> tuple[bool, str, bool]:
     """docker's --security-opt: `no-new-privileges[=true|false]` and `seccomp=unconfined|
-    builtin|PROFILE.json` (-> no_new_privileges, seccomp); KEY:VALUE is the old spelling."""
-    no_new_privileges, seccomp = False, "builtin"
+    builtin|PROFILE.json`, and ours, `fakeroot-stat[=true|false]` (-> no_new_privileges,
+    seccomp, fakeroot_stat); KEY:VALUE is the old spelling."""
+    no_new_privileges, seccomp, fakeroot_stat = False, "builtin", False
     for opt in options:
         key, sep, value = opt.partition("=")
         if not sep:
@@ -132,10 +133,14 @@ def security_options(options: list[str]) -> tuple[bool, str]:
             no_new_privileges = value != "false"
         elif key == "seccomp" and value:
             seccomp = value
+        elif key == "fakeroot-stat" and value in ("", "true", "false") and (
+                bool(sep) == bool(value)):
+            fakeroot_stat = value != "false"
         else:
             raise UsageError(f"unsupported --security-opt: {opt} (supported: seccomp="
-                             "unconfined|builtin|PROFILE.json, no-new-privileges[=true|false])")
-    return no_new_privileges, seccomp
+                             "unconfined|builtin|PROFILE.json, no-new-privileges[=true|false], "
+                             "fakeroot-stat[=true|false])")
+    return no_new_privileges, seccomp, fakeroot_stat
 
 
 def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run") -> int:
@@ -157,7 +162,7 @@ def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run
                                      fork_monitor)
     from rootless.store.store import Store, store_root
 
-    no_new_privileges, seccomp = security_options(values["security_opt"])
+    no_new_privileges, seccomp, fakeroot_stat = security_options(values["security_opt"])
     opts = RunOptions(
         image=values["image"], command=values["command"], entrypoint=values["entrypoint"],
         env=values["env"], env_files=values["env_files"], workdir=values["workdir"],
@@ -168,7 +173,7 @@ def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run
         network=values["network"] or "host", name=values["name"],
         remove=bool(values["remove"]), interactive=bool(values["interactive"]),
         tty=bool(values["tty"]), init=bool(values["init"]),
-        no_new_privileges=no_new_privileges, seccomp=seccomp,
+        no_new_privileges=no_new_privileges, seccomp=seccomp, fakeroot_stat=fakeroot_stat,
         privileged=bool(values["privileged"]), ulimits=values["ulimits"],
         labels=tuple(values["labels"]), label_files=tuple(values["label_files"]),
         cidfile=values["cidfile"],

@@ -41,6 +41,7 @@ class RunOptions:
     init: bool = False
     no_new_privileges: bool = False
     seccomp: str = "builtin"  # builtin | unconfined | the path of a profile (docker's JSON)
+    fakeroot_stat: bool = False  # --security-opt fakeroot-stat: the stat family answered
     privileged: bool = False  # docker's --privileged: every capability, no filter, no masks
     ulimits: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()  # --label K=V (after --label-file's, so they win)
@@ -439,7 +440,8 @@ def security_config(opts: RunOptions, profile: dict | None,
     name = opts.seccomp if opts.seccomp in (BUILTIN, UNCONFINED) else os.path.abspath(
         opts.seccomp)
     options = ((f"seccomp={name}",) if name != BUILTIN else ()) + (
-        ("no-new-privileges",) if opts.no_new_privileges else ())  # docker's spelling
+        ("no-new-privileges",) if opts.no_new_privileges else ()) + (  # docker's spelling
+        ("fakeroot-stat",) if opts.fakeroot_stat else ())
     if opts.privileged:
         return SecurityConfig(None, UNCONFINED, True, options)
     if profile is None:

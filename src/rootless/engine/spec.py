@@ -129,9 +129,14 @@ def build_spec(opts: SpecOptions) -> dict:
 
 def security_annotations(security: SecurityConfig) -> dict[str, str]:
     """What a later `inspect` shows as HostConfig.Privileged and SecurityOpt."""
-    return {PRIVILEGED_ANNOTATION: "true" if security.privileged else "false",
-            SECCOMP_ANNOTATION: security.profile,
-            SECURITY_OPT_ANNOTATION: json.dumps(list(security.options))}
+    found = {PRIVILEGED_ANNOTATION: "true" if security.privileged else "false",
+             SECCOMP_ANNOTATION: security.profile,
+             SECURITY_OPT_ANNOTATION: json.dumps(list(security.options))}
+    if "fakeroot-stat" in security.options:  # read by runtime/plan.stat_answers
+        from rootless.runtime.annotations import FAKEROOT_STAT_ANNOTATION
+
+        found[FAKEROOT_STAT_ANNOTATION] = "true"
+    return found
 
 
 def process_spec(p: ProcessConfig) -> dict:

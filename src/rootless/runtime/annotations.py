@@ -13,4 +13,6 @@ KEEP_GROUPS_ANNOTATION = "run.oci.keep_original_groups"
 
 PRIVILEGED_ANNOTATION = "run.rootless.privileged"  # "true" | "false"
 SECCOMP_ANNOTATION = "run.rootless.seccomp"  # builtin | unconfined | a profile's path
+# "true": the fakeroot answers the stat family from its records (runtime/fakeroot_stat.py)
+FAKEROOT_STAT_ANNOTATION = "run.rootless.fakeroot-stat"
 SECURITY_OPT_ANNOTATION = "run.rootless.security-opt"  # JSON list, as docker's SecurityOpt

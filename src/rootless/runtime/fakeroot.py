@@ -15,6 +15,8 @@ trapped thread waits until it is answered.
   checked so that a killed thread's reused pid is never written to. A thread without
   faked credentials gets the kernel's own answer (CONTINUE).
 - chown, chmod and mknod of devices are recorded on the file (runtime/fakeroot_files.py).
+- with --security-opt fakeroot-stat, the stat family answers from those records
+  (runtime/fakeroot_stat.py).
 
 Calls of another ABI than the filter's native one (x32 shares x86-64's numbers; the
 i386 ABI's 16-bit-id calls) are let through to the kernel (CONTINUE). A bug here must
@@ -47,7 +49,8 @@ SYSCALLS = {
         "setuid": 105, "setgid": 106, "setreuid": 113, "setregid": 114, "setresuid": 117,
         "setresgid": 119, "setgroups": 116, "setfsuid": 122, "setfsgid": 123,
         "getuid": 102, "geteuid": 107, "getgid": 104, "getegid": 108, "getresuid": 118,
-        "getresgid": 120, "getgroups": 115},
+        "getresgid": 120, "getgroups": 115,
+        "stat": 4, "fstat": 5, "lstat": 6, "newfstatat": 262, "statx": 332},
     AUDIT_ARCH_I386: {
         "chown": 212, "fchown": 207, "lchown": 198, "fchownat": 298, "mknod": 14,
         "mknodat": 297, "chmod": 15, "fchmod": 94, "fchmodat": 306, "fchmodat2": 452,
@@ -60,7 +63,8 @@ SYSCALLS = {
         "fchmodat2": 452, "setregid": 143, "setgid": 144, "setreuid": 145, "setuid": 146,
         "setresuid": 147, "getresuid": 148, "setresgid": 149, "getresgid": 150,
         "setfsuid": 151, "setfsgid": 152, "getgroups": 158, "setgroups": 159,
-        "getuid": 174, "geteuid": 175, "getgid": 176, "getegid": 177},
+        "getuid": 174, "geteuid": 175, "getgid": 176, "getegid": 177,
+        "newfstatat": 79, "fstat": 80, "statx": 291},
 }
 _NAMES = {arch: {nr: name for name, nr in table.items()} for arch, table in SYSCALLS.items()}
 
@@ -393,6 +397,14 @@ def _file(name: str):
     return lambda self, fd, call: self.file_call(fd, call, name)
 
 
+def _stat(name: str):
+    def handler(self, fd, call):
+        from rootless.runtime.fakeroot_stat import stat_call
+
+        return stat_call(self, fd, call, name, call.n.arch == AUDIT_ARCH_X86_64)
+    return handler
+
+
 # Each trapped call and its handler (an explicit table: a name without one answers
 # CONTINUE, and a misspelt one fails the unit tests, not a container).
 HANDLERS = {
@@ -406,4 +418,6 @@ HANDLERS = {
     **{name: _file(name) for name in ("chown", "lchown", "fchown", "fchownat", "chmod",
                                       "fchmod", "fchmodat", "fchmodat2", "mknod",
                                       "mknodat")},
+    # only with --security-opt fakeroot-stat (runtime/fakeroot_stat.py)
+    **{name: _stat(name) for name in ("stat", "lstat", "fstat", "newfstatat", "statx")},
 }

@@ -260,7 +260,8 @@ def build_plan(spec: dict, single_id: bool, fakeroot: str = "") -> Plan:
     init = spec.get("annotations", {}).get(INIT_ANNOTATION) == "true"
     steps += process_steps(spec["process"], single_id, init, keeps_groups(spec))
     if linux.get("seccomp") or fakeroot:
-        place_seccomp(steps, seccomp_step(linux.get("seccomp"), fakeroot))
+        place_seccomp(steps, seccomp_step(linux.get("seccomp"), fakeroot,
+                                          stat_answers(spec)))
     return Plan(namespaces=flags, steps=tuple(steps))
 
 
@@ -281,11 +282,19 @@ def build_exec_plan(spec: dict, process: dict, single_id: bool, init_pid: int,
         steps.append(step._replace(create=False) if isinstance(step, Chdir) else step)
     seccomp = spec.get("linux", {}).get("seccomp")
     if seccomp or fakeroot:
-        place_seccomp(steps, seccomp_step(seccomp, fakeroot))
+        place_seccomp(steps, seccomp_step(seccomp, fakeroot, stat_answers(spec)))
     return Plan(namespaces=0, steps=tuple(steps))
 
 
-def seccomp_step(section: dict | None, fakeroot: str = "") -> LoadSeccomp | None:
+def stat_answers(spec: dict) -> bool:
+    """--security-opt fakeroot-stat: the fakeroot answers the stat family too."""
+    from rootless.runtime.annotations import FAKEROOT_STAT_ANNOTATION
+
+    return (spec.get("annotations") or {}).get(FAKEROOT_STAT_ANNOTATION) == "true"
+
+
+def seccomp_step(section: dict | None, fakeroot: str = "",
+                 stat: bool = False) -> LoadSeccomp | None:
     from rootless.errors import RuntimeSetupError
     from rootless.runtime.seccomp import check_section, program_for, uses_notify
 
@@ -299,7 +308,7 @@ def seccomp_step(section: dict | None, fakeroot: str = "") -> LoadSeccomp | None
     from rootless.runtime.seccomp_fakeroot import with_fakeroot
 
     try:
-        return LoadSeccomp(*program_for(with_fakeroot(section, fakeroot)),
+        return LoadSeccomp(*program_for(with_fakeroot(section, fakeroot, stat)),
                            fakeroot=fakeroot)
     except RuntimeSetupError:
         if fakeroot == "notify":  # a libseccomp older than 2.5 has no SCMP_ACT_NOTIFY

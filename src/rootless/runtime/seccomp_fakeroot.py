@@ -43,6 +43,9 @@ _SET_IDS = ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid"
 _GET_IDS = ("getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups")
 _CHMOD = ("chmod", "fchmod", "fchmodat", "fchmodat2")
 _MKNOD = ("mknod", "mknodat")
+# with --security-opt fakeroot-stat (runtime/fakeroot_stat.py): the native ABI's stat
+# family (i386's stat64 family is left to the kernel)
+STAT = ("stat", "lstat", "fstat", "newfstatat", "statx")
 
 
 def _with_32(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -81,12 +84,15 @@ def fakeroot_mode(single_id: bool, served: bool,
     return "notify", "seccomp user notification, answered by the container's monitor"
 
 
-def with_fakeroot(section: dict | None, mode: str) -> dict | None:
-    """`section` (None: no filter, unconfined) with the fakeroot's rules for `mode`."""
+def with_fakeroot(section: dict | None, mode: str, stat_answers: bool = False) -> dict | None:
+    """`section` (None: no filter, unconfined) with the fakeroot's rules for `mode`;
+    `stat_answers` (notify only) sends the stat family to the monitor too."""
     if not mode:
         return section
     base = section or {"defaultAction": "SCMP_ACT_ALLOW"}
     wanted = set(NOTIFIED if mode == "notify" else FAKED)
+    if mode == "notify" and stat_answers:
+        wanted |= set(STAT)
     if mode == "errno":
         wanted |= set(_MKNOD)
     rules, taken = [], set()
