@@ -18,6 +18,7 @@ from typing import BinaryIO
 from rootless.image.manifest import (DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, Descriptor,
                                      make_manifest, parse_manifest)
 from rootless.image.transports.base import ImageSource
+from rootless.store.blobs import file_digest
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
          "s390x": "s390x", "riscv64": "riscv64", "i686": "386"}
@@ -55,7 +56,7 @@ class StepSource(ImageSource):
         self.names: list[str] = []
         self.layer = None
         if layer_path is not None:
-            digest, size = hash_file(layer_path)
+            digest, size = file_digest(layer_path)
             self.layer = Descriptor(DOCKER_LAYER, digest, size)
             layers = [*layers, self.layer]
         self.config_raw = json.dumps(config, separators=(",", ":")).encode()
@@ -78,15 +79,6 @@ class StepSource(ImageSource):
         return open(blob_path(self.store, desc.digest), "rb")
 
 
-def hash_file(path: Path) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return "sha256:" + h.hexdigest(), size
-
-
 def store_step(store, parent_id: str | None, config: dict,
                layer_path: Path | None = None) -> str:
     """Store the image a step made; returns its id. `config` is complete but for the new
@@ -97,7 +89,7 @@ def store_step(store, parent_id: str | None, config: dict,
     config = json.loads(json.dumps(config))  # the caller's stays as it was
     source = StepSource(store, parent_layers(store, parent_id), config, None)
     if layer_path is not None:
-        digest, _ = hash_file(layer_path)
+        digest, _ = file_digest(layer_path)
         config["rootfs"]["diff_ids"] = [*config["rootfs"]["diff_ids"], digest]
         source = StepSource(store, parent_layers(store, parent_id), config, layer_path)
     return copy_image(source, StoreDestination(store), [])

@@ -161,7 +161,9 @@ class CommitSource(ImageSource):
         base = parse_manifest(blob_read(store, row.manifest_digest), row.manifest_type or "",
                               f"manifest of image {row.id[7:19]}")
         docker = base.media_type == DOCKER_MANIFEST
-        diff_id, size = _hash_file(layer)
+        from rootless.store.blobs import file_digest
+
+        diff_id, size = file_digest(layer)
         self.layer = Descriptor(DOCKER_LAYER if docker else OCI_LAYER, diff_id, size)
         config = json.loads(row.config)
         _add_commit(config, _container_config(store, container), diff_id, author, message,
@@ -189,15 +191,6 @@ class CommitSource(ImageSource):
         if desc.digest == self.layer.digest:
             return open(self.layer_path, "rb")
         return open(blob_path(self.store, desc.digest), "rb")
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return "sha256:" + h.hexdigest(), size
 
 
 def _container_config(store, container) -> dict[str, Any]:

@@ -33,7 +33,8 @@ import struct
 from rootless.kernel import notify
 from rootless.runtime import fakeroot_creds as fc
 from rootless.runtime.fakeroot_files import (AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW,
-                                             CONTINUE, Caller, FileCall, Files)
+                                             CONTINUE, Caller, FileCall, Files,
+                                             write_memory)
 from rootless.runtime.fakeroot_procs import IdMap, ProcTable, proc_status
 
 AUDIT_ARCH_X86_64, AUDIT_ARCH_I386, AUDIT_ARCH_AARCH64 = 0xC000003E, 0x40000003, 0xC00000B7
@@ -250,23 +251,8 @@ class Fakeroot:
 
     def _write_ids(self, fd: int, call: Call, writes: list[tuple[int, list[int]]]):
         """Write 32-bit ids into the thread's memory: 0, EFAULT, or None (gone)."""
-        try:
-            mem = os.open(f"/proc/{call.n.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            if not notify.id_valid(fd, call.n.id):
-                return None
-            for address, ids in writes:
-                data = struct.pack(f"={len(ids)}I", *ids)
-                try:
-                    if os.pwrite(mem, data, address) != len(data):
-                        return errno.EFAULT
-                except (OSError, OverflowError):
-                    return errno.EFAULT
-        finally:
-            os.close(mem)
-        return 0
+        return write_memory(fd, call.n, [(address, struct.pack(f"={len(ids)}I", *ids))
+                                         for address, ids in writes])
 
     def set_ids(self, fd: int, call: Call, name: str):
         found = self._caller(call, real_if_none=True)

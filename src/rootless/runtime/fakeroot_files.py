@@ -324,6 +324,28 @@ class Files:
 
 # ---- helpers ----
 
+def write_memory(listener: int, notif, writes: list[tuple[int, bytes]]) -> int | None:
+    """Write each (address, bytes) into the calling thread's memory: 0, EFAULT, or None
+    when it is gone. /proc/TID/mem is opened before the notification is checked, so a
+    killed thread's reused pid is never written to."""
+    try:
+        mem = os.open(f"/proc/{notif.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not notify.id_valid(listener, notif.id):
+            return None
+        for address, data in writes:
+            try:
+                if os.pwrite(mem, data, address) != len(data):
+                    return errno.EFAULT
+            except (OSError, OverflowError):
+                return errno.EFAULT
+    finally:
+        os.close(mem)
+    return 0
+
+
 def _hold(held: list[int], path: str, extra: int, flags: int = _O_PATH) -> int:
     fd = os.open(path, flags | extra | os.O_CLOEXEC)
     held.append(fd)

@@ -26,10 +26,9 @@ import os
 import stat
 import struct
 
-from rootless.kernel import notify
 from rootless.kernel.override import parse_override
 from rootless.runtime.fakeroot_files import (AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW,
-                                             CONTINUE, FileCall, Target)
+                                             CONTINUE, FileCall, Target, write_memory)
 
 AT_NO_AUTOMOUNT = 0x800
 AT_STATX_SYNC_TYPE = 0x6000
@@ -60,7 +59,7 @@ def stat_call(fakeroot, fd: int, call, name: str, native_x86: bool):
         data = pack(name, target.st, record, native_x86)
     finally:
         os.close(target.fd)
-    return _write(fd, call, buf, data)
+    return write_memory(fd, call.n, [(buf, data)])
 
 
 def _parse(call, name: str):
@@ -123,22 +122,3 @@ def _statx(st: os.stat_result, mode: int, uid: int, gid: int, rdev: int) -> byte
                        *ts(st.st_ctime_ns), *ts(st.st_mtime_ns), os.major(rdev),
                        os.minor(rdev), os.major(st.st_dev), os.minor(st.st_dev), 0, 0, 0)
     return head + bytes(STATX_SIZE - len(head))
-
-
-def _write(fd: int, call, address: int, data: bytes):
-    """0 once `data` is in the thread's buffer; EFAULT; None if the thread is gone."""
-    try:
-        mem = os.open(f"/proc/{call.n.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not notify.id_valid(fd, call.n.id):
-            return None
-        try:
-            if os.pwrite(mem, data, address) != len(data):
-                return errno.EFAULT
-        except (OSError, OverflowError):
-            return errno.EFAULT
-    finally:
-        os.close(mem)
-    return 0

@@ -104,6 +104,18 @@ def blob_put_file(store, path: Path, digest: str) -> None:
     os.rename(path, blob_path(store, digest))
 
 
+def file_digest(path) -> tuple[str, int]:
+    """("sha256:<hex>", size) of a file: a layer tar written in tmp/ before it is a blob."""
+    import hashlib
+
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return "sha256:" + h.hexdigest(), size
+
+
 def blob_remove(store, digest: str) -> None:
     _unlink(blob_path(store, digest))
 
