@@ -141,6 +141,14 @@ def _layer_owners(archive: Path) -> dict[str, tuple[int, int]]:
             return {m.name.lstrip("./"): (m.uid, m.gid) for m in layer.getmembers()}
 
 
+def test_copy_parents_keeps_the_sources_own_path(rootless, busybox, tmp_path):
+    ctx = dockerfile(tmp_path, f"FROM {busybox}\nCOPY --parents a/b/c.txt x/*.txt /dst/\n",
+                     **{"a__b__c.txt": "c", "x__y.txt": "y"})
+    image = build(rootless, ctx)
+    names = ok(rootless("run", "--rm", image, "find", "/dst", "-type", "f")).split()
+    assert sorted(names) == ["/dst/a/b/c.txt", "/dst/x/y.txt"]
+
+
 def test_copy_exclude_leaves_out_what_it_names(rootless, busybox, tmp_path):
     ctx = dockerfile(tmp_path, f"FROM {busybox}\nCOPY --exclude=*.log src /dst\n",
                      **{"src__keep.txt": "k", "src__drop.log": "d", "src__sub__x.log": "x"})

@@ -216,9 +216,10 @@ def _context(builder, step, text: str, owner, chmod) -> list[Source]:
     excluded = _excluder(step)
     unpack = getattr(step, "unpack", None) is not False
     found = []
+    parents = bool(getattr(step, "parents", False))  # --parents: the source's own path
     for sel in ctx.select(text):
-        entries = [e for e in ctx.entries(sel, "" if sel.is_dir else sel.base)
-                   if not excluded(e.name)]
+        top = sel.rel if parents else "" if sel.is_dir else sel.base
+        entries = [e for e in ctx.entries(sel, top) if not excluded(e.name)]
         if not entries and not sel.is_dir:
             continue
         if type(step) is ins.Add and unpack and not sel.is_dir and _is_archive(ctx, sel.rel):
@@ -230,8 +231,9 @@ def _context(builder, step, text: str, owner, chmod) -> list[Source]:
                 info = entry_info(e, owner, chmod)
                 opener = (lambda e=e: ctx._open_file(e.rel)) if info.isreg() else None
                 yield info, opener
-        found.append(Source(ctx.digest(entries), sel.is_dir, None if sel.is_dir else
-                            sel.base, members))
+        is_dir = sel.is_dir or parents  # --parents lands inside the destination
+        found.append(Source(ctx.digest(entries), is_dir, None if is_dir else sel.base,
+                            members))
     return found
 
 
