@@ -52,21 +52,24 @@ def test_help_lists_every_flag():
 
 
 @pytest.mark.parametrize("options, expected", [
-    ([], (False, "builtin")),
-    (["no-new-privileges"], (True, "builtin")),
-    (["no-new-privileges=true"], (True, "builtin")),
-    (["no-new-privileges:true"], (True, "builtin")),
-    (["no-new-privileges=false"], (False, "builtin")),
-    (["seccomp=unconfined"], (False, "unconfined")),
-    (["seccomp:unconfined"], (False, "unconfined")),
-    (["seccomp=/p/a:b.json", "no-new-privileges"], (True, "/p/a:b.json")),
+    ([], (False, "builtin", False)),
+    (["no-new-privileges"], (True, "builtin", False)),
+    (["no-new-privileges=true"], (True, "builtin", False)),
+    (["no-new-privileges:true"], (True, "builtin", False)),
+    (["no-new-privileges=false"], (False, "builtin", False)),
+    (["seccomp=unconfined"], (False, "unconfined", False)),
+    (["seccomp:unconfined"], (False, "unconfined", False)),
+    (["seccomp=/p/a:b.json", "no-new-privileges"], (True, "/p/a:b.json", False)),
+    (["fakeroot-stat"], (False, "builtin", True)),
+    (["fakeroot-stat=false"], (False, "builtin", False)),
 ])
 def test_security_options_read_as_docker_reads_them(options, expected):
     assert security_options(options) == expected
 
 
 @pytest.mark.parametrize("option", ["apparmor=unconfined", "seccomp", "seccomp=",
-                                    "no-new-privileges=yes", "label:disable"])
+                                    "no-new-privileges=yes", "label:disable",
+                                    "fakeroot-stat=yes"])
 def test_unsupported_security_option_is_a_usage_error(option):
     with pytest.raises(UsageError, match=f"unsupported --security-opt: {option}"):
         security_options([option])
