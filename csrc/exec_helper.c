@@ -1,6 +1,7 @@
 /* rootless-init: the last stage between the runtime and a container's command.
  *
- *   rootless-init [--init] [--no-close-range] [--report-fd N] -- COMMAND [ARG...]
+ *   rootless-init [--init] [--no-close-range] [--report-fd N] [--preserve-fds N]
+ *                 [--wait-fd N] -- COMMAND [ARG...]
  *
  * Why a separate static program (DESIGN.md, principle 7): the runtime is a Python
  * interpreter that the user may be able to write to (a venv made with --copies, conda,
@@ -28,6 +29,14 @@
  * that can be forwarded goes to the child; every zombie is reaped; it exits with the
  * child's status (128+N for signal N).
  *
+ * --preserve-fds N (rootless-oci, runc's flag): descriptors 3 to 3+N-1 stay open for
+ * the command. --wait-fd N (rootless-oci's `create`): the container is parked, as runc's
+ * init waits on its exec.fifo: COMMAND is looked up first (a missing one fails `create`
+ * with 127, as runc's LookPath before the fifo does), the report pipe is closed (the
+ * runtime's sign that the container is created), then this blocks reading one byte
+ * from N (`start` writes it) and execs what it found; a failure from then on has no
+ * runtime to read it and goes to stderr.
+ *
  * It holds no descriptor but 0, 1 and 2 once the command runs, and no policy: the
  * runtime did namespaces, mounts, ids, capabilities and seccomp before exec'ing it.
  * Built with `gcc -static -Os` by setup.py into src/rootless/_exec_helper.
@@ -44,6 +53,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +75,8 @@
 
 static int report_fd = -1;
 static int use_close_range = 1; /* 0: --no-close-range */
+static unsigned int first_released = 3; /* 3 + --preserve-fds */
+static const char *resolved; /* --wait-fd: the command's path, found before parking */
 
 /* ---- reporting ------------------------------------------------------------------ */
 
@@ -133,7 +145,8 @@ static void usage(void)
 {
     static const char text[] =
         NAME ": this is the container runtime's exec helper, not a command (usage: "
-        NAME " [--init] [--no-close-range] [--report-fd N] -- COMMAND [ARG...])\n";
+        NAME " [--init] [--no-close-range] [--report-fd N] [--preserve-fds N] "
+        "[--wait-fd N] -- COMMAND [ARG...])\n";
     write_all(2, text, sizeof text - 1);
     _exit(EXIT_CANNOT_INVOKE);
 }
@@ -167,7 +180,8 @@ static void fd_release(int fd, int cloexec)
 static void fds_release(int cloexec)
 {
     if (use_close_range &&
-        syscall(SYS_close_range, 3U, ~0U, cloexec ? CLOSE_RANGE_CLOEXEC : 0U) == 0)
+        syscall(SYS_close_range, first_released, ~0U,
+                cloexec ? CLOSE_RANGE_CLOEXEC : 0U) == 0)
         return;
     DIR *dir = opendir("/proc/self/fd");
     if (dir) {
@@ -175,7 +189,7 @@ static void fds_release(int cloexec)
         struct dirent *entry;
         while ((entry = readdir(dir)) != NULL) {
             int fd = atoi(entry->d_name);
-            if (fd > 2 && fd != own)
+            if (fd >= (int)first_released && fd != own)
                 fd_release(fd, cloexec);
         }
         closedir(dir);
@@ -183,7 +197,7 @@ static void fds_release(int cloexec)
     }
     struct rlimit limit;
     rlim_t last = getrlimit(RLIMIT_NOFILE, &limit) == 0 ? limit.rlim_cur : 1024;
-    for (rlim_t fd = 3; fd < last && fd <= INT_MAX; fd++)
+    for (rlim_t fd = first_released; fd < last && fd <= INT_MAX; fd++)
         fd_release((int)fd, cloexec);
 }
 
@@ -217,6 +231,10 @@ static void exec_failed(const char *program, int err)
 static void exec_command(char **argv)
 {
     const char *program = argv[0];
+    if (resolved) { /* argv[0] stays as given: busybox picks its applet by it */
+        execve(resolved, argv, environ);
+        exec_failed(program, errno);
+    }
     if (program[0] == '\0')
         exec_failed(program, ENOENT);
     if (strchr(program, '/')) {
@@ -250,6 +268,64 @@ static void exec_command(char **argv)
         dir = end;
     }
     exec_failed(program, saved ? saved : last);
+}
+
+/* --wait-fd: COMMAND resolved as exec_command would run it (a regular, executable
+ * file), failing now with its wording; the path to execve once started. */
+static char *command_resolve(const char *program)
+{
+    static char found[PATH_MAX];
+    struct stat st;
+    if (program[0] == '\0')
+        exec_failed(program, ENOENT);
+    if (strchr(program, '/')) {
+        if (stat(program, &st) < 0)
+            exec_failed(program, errno);
+        if (S_ISDIR(st.st_mode) || access(program, X_OK) < 0)
+            exec_failed(program, EACCES);
+        return (char *)program;
+    }
+    const char *path = getenv("PATH");
+    if (!path)
+        path = DEFAULT_PATH;
+    int saved = 0;
+    for (const char *dir = path;; dir++) {
+        const char *end = strchrnul(dir, ':');
+        int len = (int)(end - dir);
+        if (len) /* an empty entry is the working directory, as in execvp(3) */
+            snprintf(found, sizeof found, "%.*s/%s", len, dir, program);
+        else
+            snprintf(found, sizeof found, "%s", program);
+        if (stat(found, &st) == 0) {
+            if (!S_ISDIR(st.st_mode) && access(found, X_OK) == 0)
+                return found;
+            if (!saved)
+                saved = EACCES;
+        } else if (errno != ENOENT && errno != ENOTDIR && !saved) {
+            saved = errno;
+        }
+        if (*end == '\0')
+            break;
+        dir = end;
+    }
+    exec_failed(program, saved ? saved : ENOENT);
+    return NULL;
+}
+
+/* Park until `start` writes a byte to `fd` (EOF: the runtime gave up; exit quietly). */
+static void wait_for_start(int fd, char **argv)
+{
+    resolved = command_resolve(argv[0]);
+    close(report_fd); /* the runtime's `create` returns: the container is created */
+    report_fd = -1;
+    char byte;
+    ssize_t n;
+    do
+        n = read(fd, &byte, 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n != 1)
+        _exit(EXIT_ENGINE);
 }
 
 /* ---- --init --------------------------------------------------------------------- */
@@ -336,9 +412,19 @@ static int parse_fd(const char *text)
     return (int)fd;
 }
 
+static int parse_count(const char *text)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (errno || *end || end == text || n < 0 || n > 65536)
+        usage();
+    return (int)n;
+}
+
 int main(int argc, char **argv)
 {
-    int init = 0, i = 1;
+    int init = 0, i = 1, wait_fd = -1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "--init") == 0)
             init = 1;
@@ -346,6 +432,10 @@ int main(int argc, char **argv)
             use_close_range = 0;
         else if (strcmp(argv[i], "--report-fd") == 0 && i + 1 < argc)
             report_fd = parse_fd(argv[++i]);
+        else if (strcmp(argv[i], "--wait-fd") == 0 && i + 1 < argc)
+            wait_fd = parse_fd(argv[++i]);
+        else if (strcmp(argv[i], "--preserve-fds") == 0 && i + 1 < argc)
+            first_released = 3U + (unsigned int)parse_count(argv[++i]);
         else
             usage();
     }
@@ -354,6 +444,8 @@ int main(int argc, char **argv)
     char **command = argv + i + 1;
     signals_reset();
     fds_release(1);
+    if (wait_fd >= 0)
+        wait_for_start(wait_fd, command);
     if (init)
         serve_as_init(command);
     exec_command(command);

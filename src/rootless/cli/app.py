@@ -80,6 +80,9 @@ def _register() -> None:
     from rootless.cli import build
 
     build.register(app, image.app)
+    from rootless.cli import bundle
+
+    app.command("bundle", help=bundle.HELP)(bundle.bundle)
 
 
 def _passthrough(verb: str):

@@ -35,8 +35,11 @@ def build(ctx: typer.Context,
                                      help="Print only the image id."),
           iidfile: Optional[str] = typer.Option(None, "--iidfile", metavar="FILE",
                                                 help="Write the image id to FILE."),
-          network: str = typer.Option("host", "--network", help="The network of RUN steps "
-                                      "(host, none)."),
+          network: Optional[str] = typer.Option(None, "--network",
+                                                help="The network of RUN steps (default: "
+                                                     "run's, slirp where pasta or "
+                                                     "slirp4netns is installed; host, "
+                                                     "none)."),
           secret: List[str] = typer.Option([], "--secret", metavar="id=ID,src=PATH",
                                            help="A file RUN --mount=type=secret reads."),
           progress: str = typer.Option("auto", "--progress",

@@ -24,7 +24,11 @@ def ps_print(store, all: bool = False, quiet: bool = False, size: bool = False,
     for row, entry in zip(rows, entries):
         ps_extra(store, row, entry, size, no_trunc, "Mounts" in format)
         if row.state == "running":  # "Up 3 minutes (healthy)"
+            from rootless.engine.containers import container_path
             from rootless.engine.health import health_status, status_suffix
+            from rootless.net.ports import ports_display
+
+            entry["Ports"] = ports_display(container_path(store, row.record.id))
 
             entry["Status"] += status_suffix(health_status(store, row))
     columns = PS_COLUMNS + (("Size",) if size else ())

@@ -44,7 +44,7 @@ class BuildOptions:
     labels: tuple[str, ...] = ()
     quiet: bool = False
     iidfile: str | None = None
-    network: str = "host"
+    network: str | None = None  # RUN's; None: run's default (slirp where it can be)
     secrets: tuple[str, ...] = ()  # id=ID,src=PATH
     platform: str | None = None
 

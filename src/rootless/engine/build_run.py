@@ -34,7 +34,7 @@ def run_step(builder, state, step, key: str) -> str:
     mounts, tmpfs, cleanup = _mounts(builder, state, step)
     name = "rootless-build-" + os.urandom(6).hex()
     opts = RunOptions(image=state.image_id, command=tuple(argv), entrypoint="", env=env,
-                      name=name, network=step.network or builder.opts.network,
+                      name=name, network=_network(step.network) or builder.opts.network,
                       mounts=tuple(mounts), tmpfs=tuple(tmpfs), pull="never",
                       sig_proxy=False)  # Ctrl-C stops the build, as docker build
     try:
@@ -52,6 +52,11 @@ def run_step(builder, state, step, key: str) -> str:
             from rootless.engine.containers import remove_tree
 
             remove_tree(path)
+
+
+def _network(value: str | None) -> str | None:
+    """RUN --network=default|none|host: `default` is the build's own."""
+    return None if value in (None, "default") else value
 
 
 def _argv(config: dict, step) -> list[str]:

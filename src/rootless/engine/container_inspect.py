@@ -64,7 +64,7 @@ def container_inspect(store, ref: str, size: bool = False) -> dict[str, object]:
         "GraphDriver": {"Name": driver, "Data": graph},
         "Mounts": mounts(spec, cdir),
         "Config": config(store, record, spec, row.labels, settings),
-        "NetworkSettings": network_settings(network_mode(spec)),
+        "NetworkSettings": network_settings(network_mode(spec), spec),
     }
     if size:
         result.update(sizes(store, record.image_id, cdir, driver))
@@ -227,9 +227,14 @@ def mounts(spec: dict, cdir: os.PathLike) -> list[dict[str, object]]:
 
 
 def network_mode(spec: dict) -> str:
-    """host or none (the modes engine/run.py knows): a network namespace means none."""
+    """host, none or slirp (net/modes.py): a network namespace without the slirp
+    annotation means none."""
     if not spec:
         return ""
+    from rootless.net.modes import mode_from_spec
+
+    if mode_from_spec(spec) is not None:
+        return "slirp"
     namespaces = field(spec, "linux", "namespaces", kind=list, default=[])
     own = any(field(ns, "type") == "network" for ns in namespaces)
     return "none" if own else "host"
@@ -277,6 +282,7 @@ def host_config(spec: dict, auto_remove: bool, cdir: os.PathLike,
         **host_config_defaults(),
         "Binds": binds or None,
         "NetworkMode": network_mode(spec),
+        "PortBindings": _ports(spec),
         "AutoRemove": auto_remove,
         "GroupAdd": ["keep-groups"] if keep_groups else None,
         "Privileged": privileged,
@@ -358,11 +364,18 @@ def _image_config(store, image_id: str) -> dict[str, object]:
     return section if isinstance(section, dict) else {}
 
 
-def network_settings(mode: str) -> dict[str, object]:
+def network_settings(mode: str, spec: dict | None = None) -> dict[str, object]:
     from rootless.engine.container_defaults import endpoint_defaults, network_defaults
 
     networks = {mode: endpoint_defaults()} if mode else {}
-    return {**network_defaults(), "Networks": networks}
+    return {**network_defaults(), "Networks": networks, "Ports": _ports(spec or {})}
+
+
+def _ports(spec: dict) -> dict:
+    """docker's {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]} of -p/-P."""
+    from rootless.net.ports import ports_from_spec
+
+    return ports_from_spec(spec)
 
 
 def sizes(store, image_id: str, cdir: os.PathLike, driver: str) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """`port`: a container's published ports, as docker/cli's runPort shows them.
 
-Nothing publishes ports yet (that is issue 11's networking); `published_ports` is the
-one place that reads them, from the PORTS_ANNOTATION of the container's config.json:
+`run -p`/`-P` publish them (net/ports.py); `published_ports` is the one place here
+that reads them, from the PORTS_ANNOTATION of the container's config.json:
 docker's NetworkSettings.Ports shape, {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort":
 "8080"}]}. The annotation is under the reserved "run." prefix, which no --label or
 image label can set (engine/containers.labels_annotations).
@@ -13,8 +13,7 @@ import re
 from typing import NamedTuple
 
 from rootless.errors import RootlessError
-
-PORTS_ANNOTATION = "run.rootless.ports"
+from rootless.net.ports import PORTS_ANNOTATION  # noqa: F401  (re-exported)
 
 
 class PortBinding(NamedTuple):
@@ -24,7 +23,7 @@ class PortBinding(NamedTuple):
 
 
 def published_ports(spec: dict) -> list[PortBinding]:
-    """The container's published ports from its OCI spec; [] for none (today: all)."""
+    """The container's published ports from its OCI spec; [] for none."""
     import json
 
     annotations = spec.get("annotations")

@@ -89,11 +89,24 @@ def system_info(store) -> dict:
         "cgroup_version": cgroup_version(),
         "cgroups": cgroup_status(),
         "network_helpers": helpers,
+        "network_default": network_status(),
         "seccomp": seccomp_status(),
         "fakeroot": fakeroot_status(maps),
         "layer_owners": owners_status(store),
         "store": str(store.root),
     }
+
+
+def network_status() -> str:
+    """Which network `run` gives a container without --network, and why."""
+    from rootless.errors import UsageError
+    from rootless.net.modes import helper_choice
+
+    try:
+        helper, why = helper_choice()
+    except UsageError as e:  # a bad ROOTLESS_NETWORK_HELPER
+        return f"host ({e})"
+    return f"slirp through {helper} ({why})" if helper else f"host ({why})"
 
 
 def owners_status(store) -> str:

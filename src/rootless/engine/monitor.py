@@ -145,6 +145,7 @@ class Monitor:
         self.restart_lock = None  # the op lock, from a restart's claim to its record
         self.fakeroot = None  # runtime/fakeroot.Fakeroot, once a run has a listener
         self.listener = self.log = None  # made while the first run starts (_meanwhile)
+        self.network = None  # net/helper.Helper of a slirp container's run
 
     @property
     def store(self):
@@ -189,6 +190,7 @@ class Monitor:
             self._release_restart()
             pump.run(listener, self.wake_r, self._reap, lambda: self.exit_code is not None,
                      self._timer)
+            self._network_stop()
             if self.fakeroot is not None:
                 self.fakeroot.close_listeners()
             self.cgroup.remove()  # its processes died with the init (pid namespace)
@@ -274,9 +276,11 @@ class Monitor:
             started = start_spec(spec, stdio, on_created=self._created(server),
                                  served=True,
                                  fuse_channel=server.channel if server else None,
-                                 meanwhile=self._meanwhile)
+                                 meanwhile=self._meanwhile,
+                                 on_init=self._network_start(spec))
             self.cgroup.settle()
         except RootlessError as e:
+            self._network_stop()
             self._release_restart()
             self.cgroup.remove()
             # recorded before the command hears of it; removed (--rm) after, since the
@@ -315,6 +319,24 @@ class Monitor:
             server.close()
             self.cgroup.enter(pid)
         return created
+
+    def _network_start(self, spec: dict):
+        """The on_init of a slirp container's run: its helper (net/helper.py), which
+        configures the init's network namespace before the command runs; None for
+        host and none, which need nothing of ours."""
+        # net/modes.NETWORK_ANNOTATION, spelt here: host and none import nothing more
+        if "run.rootless.network" not in (spec.get("annotations") or {}):
+            return None
+        from rootless.net.helper import helper_for_spec
+
+        def on_init(pid: int, ns_fds: list[int]) -> None:
+            self.network = helper_for_spec(spec, ns_fds, self.dirfd)
+        return on_init
+
+    def _network_stop(self) -> None:
+        if self.network is not None:
+            self.network.stop()
+            self.network = None
 
     def _fuse_server(self, spec: dict):
         """A container of our FUSE overlay gets its server (fs/fuse_server.py) for each
@@ -399,6 +421,8 @@ class Monitor:
                 if self.parent_fd is not None:
                     os.close(self.parent_fd)
                     self.parent_fd = None
+            elif self.network is not None and self.network.owns(pid):
+                self.network.reaped(pid)  # it died: the container lost its network
             elif self.health is not None:
                 self.health.reaped(pid, status)
 

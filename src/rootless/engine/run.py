@@ -14,7 +14,6 @@ from rootless.errors import RootlessError, UsageError
 from rootless.records import record
 from rootless.runtime.caps import DOCKER_DEFAULT
 
-NETWORKS = ("host", "none")
 PULL_POLICIES = ("missing", "always", "never")
 
 
@@ -33,7 +32,15 @@ class RunOptions:
     tmpfs: tuple[str, ...] = ()  # --tmpfs /path[:opts]
     read_only: bool = False  # --read-only: the root read-only; mounts stay as they are
     hostname: str | None = None
-    network: str = "host"
+    network: str | None = None  # None: slirp when a helper is installed, else host
+    publish: tuple[str, ...] = ()  # -p [IP:][HOSTPORT:]CTRPORT[/PROTO]
+    publish_all: bool = False  # -P: every EXPOSEd port, on a random host port
+    expose: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()  # --add-host NAME:IP
+    network_aliases: tuple[str, ...] = ()
     name: str | None = None
     remove: bool = False
     interactive: bool = False
@@ -146,6 +153,10 @@ def container_create_from(store, opts: RunOptions, pull: Puller | None = None):
 
     from rootless.engine.containers import container_create, container_remove, labels_merge
 
+    if opts.network is None:
+        from rootless.engine.network_options import network_default
+
+        opts = network_default(opts)
     validate(opts)
     pull = pull or _pull_silently
     # read before any container exists, as docker's CLI reads it: a bad file leaves nothing
@@ -261,9 +272,12 @@ def validate(opts: RunOptions) -> None:
     if opts.pull not in PULL_POLICIES:
         raise UsageError(f"invalid pull option: '{opts.pull}': must be one of "
                          '"always", "missing" or "never"')
-    if opts.network not in NETWORKS:
-        raise UsageError(f"unsupported network mode: {opts.network} "
-                         f"(supported: {', '.join(NETWORKS)})")
+    # slirp (net/modes.py) or a network option; host and none import nothing more
+    if opts.network not in ("host", "none") or opts.publish or opts.publish_all or \
+            opts.expose or opts.dns or opts.extra_hosts or opts.network_aliases:
+        from rootless.engine.network_options import network_validate
+
+        network_validate(opts)
     if opts.tty and opts.interactive and not opts.detach and not os.isatty(0):
         raise UsageError("the input device is not a TTY (drop -t, or run from a terminal)")
     if opts.workdir is not None and not opts.workdir.startswith("/"):
@@ -353,8 +367,14 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
             os.mkdir(lower[0])
         except FileExistsError:
             pass
+    files, net_annotations = opts.network, {}
+    if opts.network not in ("host", "none") or opts.publish or opts.publish_all or \
+            opts.dns or opts.dns_search or opts.dns_options or opts.extra_hosts:
+        from rootless.engine.network_options import network_spec
+
+        files, net_annotations = network_spec(opts, image_config, cdir)
     binds = [(path, dest, False)
-             for dest, path in write_network_files(cdir, hostname, opts.network).items()]
+             for dest, path in write_network_files(cdir, hostname, files).items()]
     mounts = []
     if opts.volumes or opts.mounts or opts.tmpfs:
         from rootless.engine.mounts import parse_all, spec_mounts
@@ -376,14 +396,16 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
                             upper=dirs.upper, work=dirs.work,
                             readonly=opts.read_only, driver=strategy.name,
                             single_id=not maps.use_helpers),
-        hostname=hostname, network=opts.network, binds=binds, mounts=tuple(mounts),
+        hostname=hostname, network=files if isinstance(files, str) else files.network,
+        binds=binds, mounts=tuple(mounts),
         init=opts.init,
         id_maps=maps_to_spec(maps), keep_groups=KEEP_GROUPS in opts.group_add,
         security=security_config(opts, seccomp_profile, capabilities),
         resources=run_resources(opts)))
     from rootless.engine.containers import labels_annotations
 
-    spec["annotations"] = {**labels_annotations(labels or {}), **spec["annotations"]}
+    spec["annotations"] = {**labels_annotations(labels or {}), **spec["annotations"],
+                           **net_annotations}
     _write_json(os.path.join(cdir, "config.json"), spec)
     return spec
 

@@ -78,7 +78,7 @@ class SpecOptions:
     process: ProcessConfig
     rootfs: RootfsConfig
     hostname: str
-    network: str = "host"  # host | none
+    network: str = "host"  # host | none | slirp (its helper: engine/run.network_spec)
     binds: tuple[tuple[str, str, bool], ...] = ()  # host, ctr, ro
     mounts: tuple[dict, ...] = ()  # OCI mounts of -v, --mount, --tmpfs (engine/mounts.py)
     init: bool = False

@@ -1,11 +1,37 @@
-"""The per-container /etc/hosts, /etc/hostname and /etc/resolv.conf."""
+"""The per-container /etc/hosts, /etc/hostname and /etc/resolv.conf.
+
+host: the host's files (its /etc/hosts after ours). none: no resolver that cannot be
+reached (a loopback one). slirp: the helper's DNS forwarder (net/modes.py: pasta's
+--dns-forward address, slirp4netns's 10.0.2.3), which asks the host's resolvers, a
+loopback one included; --dns replaces it, --dns-search and --dns-option replace the
+host's search and options lines, as docker's do. --add-host lines go last, as docker
+writes them; `host-gateway` and, with allow_host_loopback, host.containers.internal
+name the address the host's loopback is reached at.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 
+from rootless.errors import UsageError
+from rootless.records import record
+
 HOST_RESOLV_CONF = "/etc/resolv.conf"
+HOST_GATEWAY = "host-gateway"
+HOST_NAMES = ("host.containers.internal", "host.docker.internal")
+
+
+@record
+class NetworkFiles:
+    """What goes into the three files besides the hostname."""
+    network: str = "host"  # host | none | slirp
+    helper: str = ""  # pasta | slirp4netns, for slirp
+    allow_host_loopback: bool = False
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()  # --add-host NAME:IP
 
 
 def _read(path: str) -> str:
@@ -13,38 +39,128 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def hosts_file(hostname: str, network: str) -> str:
+def _valid_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_options(dns: tuple[str, ...], extra_hosts: tuple[str, ...]) -> None:
+    """docker's checks of --dns and --add-host, with its messages."""
+    for server in dns:
+        if not _valid_ip(server):
+            raise UsageError(f'invalid argument "{server}" for "--dns" flag: {server} is '
+                             "not an ip address")
+    for item in extra_hosts:
+        _parse_extra_host(item)
+
+
+def _parse_extra_host(item: str) -> tuple[str, str]:
+    name, sep, ip = item.partition(":")
+    if not sep or not name or not ip:
+        raise UsageError(f'invalid argument "{item}" for "--add-host" flag: bad format '
+                         f'for add-host: "{item}"')
+    if ip != HOST_GATEWAY and not _valid_ip(ip.strip("[]")):
+        raise UsageError(f'invalid argument "{item}" for "--add-host" flag: invalid IP '
+                         f'address in add-host: "{ip}"')
+    return name, ip.strip("[]")
+
+
+def default_gateway() -> str | None:
+    """The host's IPv4 default gateway (/proc/net/route: little-endian hex), where pasta
+    maps the host's loopback unless told --no-map-gw."""
+    try:
+        lines = _read("/proc/net/route").splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == "00000000":
+            raw = bytes.fromhex(fields[2])[::-1]
+            return ".".join(str(b) for b in raw)
+    return None
+
+
+def host_address(files: NetworkFiles) -> str:
+    """Where the container reaches the host: host-gateway of --add-host."""
+    if files.network == "slirp":
+        from rootless.net.modes import SLIRP4NETNS_HOST
+
+        if files.helper == "slirp4netns":
+            return SLIRP4NETNS_HOST
+        return default_gateway() or "127.0.0.1"
+    return "127.0.0.1"
+
+
+def hosts_file(hostname: str, files: NetworkFiles) -> str:
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-    if network == "host":
+    if files.network == "host":
         try:
             lines.append(_read("/etc/hosts").strip())
         except OSError:
             pass
-    lines.append(f"127.0.1.1\t{hostname}")
+    if files.network == "slirp" and files.helper == "slirp4netns":
+        from rootless.net.modes import SLIRP4NETNS_ADDRESS
+
+        lines.append(f"{SLIRP4NETNS_ADDRESS}\t{hostname}")
+    else:
+        lines.append(f"127.0.1.1\t{hostname}")
+    if files.network == "slirp" and files.allow_host_loopback:
+        lines.append(f"{host_address(files)}\t{' '.join(HOST_NAMES)}")
+    for item in files.extra_hosts:
+        name, ip = _parse_extra_host(item)
+        lines.append(f"{host_address(files) if ip == HOST_GATEWAY else ip}\t{name}")
     return "\n".join(lines) + "\n"
 
 
-def resolv_conf(network: str) -> str:
+def resolv_conf(files: NetworkFiles) -> str:
     try:
         text = _read(HOST_RESOLV_CONF)
     except OSError:
         text = ""
-    if network == "host":
+    if files.network == "host" and not (files.dns or files.dns_search or
+                                        files.dns_options):
         return text
-    # a loopback resolver of the host is not reachable from another network namespace
-    return "".join(line + "\n" for line in text.splitlines()
-                   if not re.match(r"\s*nameserver\s+(127\.|::1)", line))
+    nameservers = list(files.dns)
+    if not nameservers and files.network == "slirp":
+        from rootless.net.modes import PASTA_DNS, SLIRP4NETNS_DNS
+
+        nameservers = [SLIRP4NETNS_DNS if files.helper == "slirp4netns" else PASTA_DNS]
+    if not nameservers:
+        # a loopback resolver of the host is not reachable from another network namespace
+        nameservers = [m.group(1) for m in re.finditer(
+            r"^\s*nameserver\s+(\S+)", text, re.M)
+            if files.network == "host" or not re.match(r"(127\.|::1$)", m.group(1))]
+    out = [f"nameserver {ns}" for ns in nameservers]
+    search = (" ".join(files.dns_search) if files.dns_search else
+              " ".join(m.group(1) for m in re.finditer(r"^\s*(?:search|domain)\s+(.+)$",
+                                                       text, re.M)))
+    if search and search != ".":  # docker's `--dns-search .`: no search line
+        out.append(f"search {search}")
+    options = (" ".join(files.dns_options) if files.dns_options else
+               " ".join(m.group(1) for m in re.finditer(r"^\s*options\s+(.+)$", text,
+                                                        re.M)))
+    if options:
+        out.append(f"options {options}")
+    return "".join(line + "\n" for line in out)
 
 
-def write_network_files(container_dir: str, hostname: str, network: str) -> dict[str, str]:
+def write_network_files(container_dir: str, hostname: str,
+                        files: NetworkFiles | str) -> dict[str, str]:
     """{path in the container: the file written in `container_dir`}."""
-    files = {
+    if isinstance(files, str):
+        files = NetworkFiles(files)
+    texts = {
         "/etc/hostname": (os.path.join(container_dir, "hostname"), hostname + "\n"),
-        "/etc/hosts": (os.path.join(container_dir, "hosts"), hosts_file(hostname, network)),
+        "/etc/hosts": (os.path.join(container_dir, "hosts"), hosts_file(hostname, files)),
         "/etc/resolv.conf": (os.path.join(container_dir, "resolv.conf"),
-                             resolv_conf(network)),
+                             resolv_conf(files)),
     }
-    for path, text in files.values():
+    for path, text in texts.values():
         with open(path, "w") as f:
             f.write(text)
-    return {dest: path for dest, (path, _) in files.items()}
+    return {dest: path for dest, (path, _) in texts.items()}

@@ -73,11 +73,17 @@ def _copy(src: int, dst: int, size: int) -> None:
         offset += sent
 
 
-def helper_argv(step: Exec, report_fd: int, close_range: bool = True) -> list[str]:
+def helper_argv(step: Exec, report_fd: int, close_range: bool = True,
+                preserve_fds: int = 0, wait_fd: int | None = None) -> list[str]:
     """`rootless-init [--init] [--no-close-range] --report-fd N -- COMMAND [ARG...]`
     (see its header); --no-close-range where the runtime's own close_range(2) failed
-    (an old kernel, or the kernel floor): the helper then closes each fd itself."""
+    (an old kernel, or the kernel floor): the helper then closes each fd itself.
+    rootless-oci adds --preserve-fds and --wait-fd (its parked `create`)."""
     options = ["--init"] if step.init else []
     if not close_range:
         options.append("--no-close-range")
+    if preserve_fds:
+        options += ["--preserve-fds", str(preserve_fds)]
+    if wait_fd is not None:
+        options += ["--wait-fd", str(wait_fd)]
     return [NAME, *options, "--report-fd", str(report_fd), "--", *step.args]

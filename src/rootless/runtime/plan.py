@@ -382,6 +382,14 @@ def mount_steps(spec: dict, owns_netns: bool, single_id: bool = False) -> list[o
                                    flags=attrs))
         elif kind == "sysfs" and not owns_netns:
             steps.append(BindHostSys(m["destination"]))
+        elif kind in ("cgroup", "cgroup2"):
+            # podman's config asks for a cgroup mount, which a user namespace may not
+            # make (cgroups(7): only cgroup2, and only from a cgroup namespace it owns;
+            # a hybrid host's v1 hierarchies never): the host's tree, read-only, as
+            # crun falls back to when rootless
+            steps.append(BindMount("/sys/fs/cgroup", m["destination"], recursive=True,
+                                   readonly=True, flags=k.MOUNT_ATTR_NOSUID
+                                   | k.MOUNT_ATTR_NODEV | k.MOUNT_ATTR_NOEXEC))
         else:
             step = filesystem_step(kind, m)
             if single_id and step.fallback_data is not None:  # no gid 5 to give ptys

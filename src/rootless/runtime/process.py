@@ -20,6 +20,7 @@ descriptors: a container could otherwise change the user's terminal, or write th
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select  # G uses it after pivot_root, when only sys.modules can provide it
@@ -49,6 +50,13 @@ class StdioOptions:
     winsize: bytes | None = None  # struct winsize of our terminal, applied before exec
     # exec -d: no pipes to us; stdin, stdout and stderr are the container's /dev/null
     detached: bool = False
+    # rootless-oci: the container's stdin, stdout and stderr are ours (what the caller,
+    # conmon or slurmstepd, gave the runtime), as runc passes its own on
+    inherit: bool = False
+    # rootless-oci's create: a FIFO opened read-write, on which the exec helper parks
+    # until `start` writes to it; the init then does not die with us (runc's exec.fifo)
+    park_fd: int | None = None
+    preserve_fds: int = 0  # runc's --preserve-fds: 3 .. 3+N-1 reach the command
 
 
 @record
@@ -67,7 +75,8 @@ class Started:
 class _Pipes:
     """The channels between P and its children; the child ends close at exec."""
 
-    def __init__(self, stdio: StdioOptions, listener: bool = False) -> None:
+    def __init__(self, stdio: StdioOptions, listener: bool = False,
+                 namespaces: bool = False) -> None:
         self.go_r, self.go_w = os.pipe()  # P -> C: maps written
         self.report_r, self.report_w = os.pipe()  # C -> P: "U", then G's pid
         self.error_r, self.error_w = os.pipe()  # C/G -> P: a JSON failure, or EOF at exec
@@ -78,12 +87,16 @@ class _Pipes:
         self.listener = None  # G -> P: the fakeroot filter's listener (SCM_RIGHTS)
         if listener:
             self.listener = fdpass.socketpair()
+        # C -> P: descriptors of the new user and network namespaces, for on_init
+        self.ns = fdpass.socketpair() if namespaces else None
         self.ours: Streams | None = None  # P's ends of the container's stdio pipes
         self.theirs: Streams | None = None  # the container's, dup'ed onto 0, 1, 2
         if stdio.detached:
             pass
         elif stdio.terminal:
             self.console = fdpass.socketpair()
+        elif stdio.inherit:
+            self.theirs = Streams(*(_dup_or_null(fd) for fd in (0, 1, 2)))
         else:
             stdin = os.pipe() if stdio.stdin else (None, None)
             stdout, stderr = os.pipe(), os.pipe()
@@ -98,11 +111,15 @@ class _Pipes:
             self.console[1].close()
         if self.listener:
             self.listener[1].close()
+        if self.ns:
+            self.ns[1].close()
 
     def close_child_ends(self) -> None:
         """In C and G: P's end of the listener socket is not theirs to hold."""
         if self.listener:
             self.listener[0].close()
+        if self.ns:
+            self.ns[0].close()
 
     def send_listener(self):
         """What G's executor calls with the listener fd: send it to P."""
@@ -113,6 +130,14 @@ class _Pipes:
     def close_streams(self) -> None:
         for fd in _fds(self.ours):
             os.close(fd)
+
+
+def _dup_or_null(fd: int) -> int:
+    """A close-on-exec copy of our `fd` above 2, or /dev/null where it is closed."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    except OSError:
+        return os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
 
 
 def _fds(streams: Streams | None) -> list[int]:
@@ -127,7 +152,8 @@ def _wants_listener(plan: Plan) -> bool:
 def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
           sys: Syscalls | None = None,
           on_created: Callable[[int], None] | None = None,
-          meanwhile: Callable[[], None] | None = None) -> Started:
+          meanwhile: Callable[[], None] | None = None,
+          on_init: Callable[[int, list[int]], None] | None = None) -> Started:
     """Fork the container and return once its command has been exec'd (or raise).
 
     `on_created(pid)` is called with the intermediate's pid once its user namespace has
@@ -136,11 +162,17 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
     it forks is born inside and its cgroup namespace is rooted there. If it raises, the
     container is killed and the error raised. `meanwhile()` is the caller's own work,
     done while G runs the plan (a few ms we would otherwise wait through); it must not
-    raise."""
+    raise. `on_init(pid, [userns_fd, netns_fd])` is called with G's pid once G exists,
+    and before G may exec the command: G waits for our word after its plan, so the
+    network helper (net/helper.py) configures G's network namespace while G runs its
+    plan, and the command never runs without its network. The descriptors come from C
+    (and are closed after the call): until its exec G is not dumpable, and its
+    /proc/PID/ns files are then root's (proc(5), PR_SET_DUMPABLE). If it raises, G is
+    killed and the error raised."""
     sys = sys or RealSyscalls()
     helper = sealed_copy(sys)
     try:
-        pipes = _Pipes(stdio, _wants_listener(plan))
+        pipes = _Pipes(stdio, _wants_listener(plan), on_init is not None)
         sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         pid = os.fork()
         if pid == 0:
@@ -150,7 +182,7 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
         os.close(helper)  # C and G have their copies; G execs it, we are done with it
     pipes.close_parent_ends()
     try:
-        started = _parent_handshake(pid, maps, pipes, on_created, meanwhile)
+        started = _parent_handshake(pid, maps, pipes, on_created, meanwhile, on_init)
     except BaseException:
         pipes.close_streams()
         os.close(pipes.parent_w)
@@ -162,12 +194,16 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
             pipes.console[0].close()
         if pipes.listener:
             pipes.listener[0].close()
+        if pipes.ns:
+            pipes.ns[0].close()
     return started._replace(streams=pipes.ours)
 
 
 def _parent_handshake(pid: int, maps: IdMaps | None, pipes: _Pipes,
                       on_created: Callable[[int], None] | None = None,
-                      meanwhile: Callable[[], None] | None = None) -> Started:
+                      meanwhile: Callable[[], None] | None = None,
+                      on_init: Callable[[int, list[int]], None] | None = None
+                      ) -> Started:
     if os.read(pipes.report_r, 1) != b"U":
         os.waitpid(pid, 0)
         _raise_child_error(pipes.error_r)
@@ -183,6 +219,8 @@ def _parent_handshake(pid: int, maps: IdMaps | None, pipes: _Pipes,
     os.write(pipes.go_w, b"M")
     raw = os.read(pipes.report_r, 4)
     os.waitpid(pid, 0)  # the intermediate exits at once; G is now our child
+    if on_init is not None and len(raw) == 4:
+        _call_on_init(on_init, struct.unpack("i", raw)[0], pipes.ns[0])
     if pipes.parent_w is not None:  # None: exec's G does not wait for it (start_joined)
         try:
             os.write(pipes.parent_w, b"P")
@@ -204,6 +242,20 @@ def _parent_handshake(pid: int, maps: IdMaps | None, pipes: _Pipes,
         _, status = os.waitpid(init_pid, 0)
         _raise_from_report(error)
     return Started(init_pid, console_fd, parent_fd=pipes.parent_w, listener=listener)
+
+
+def _call_on_init(on_init: Callable[[int, list[int]], None], init_pid: int,
+                  sock) -> None:
+    _, fds = fdpass.recv_fds(sock, 1, 2)
+    try:
+        on_init(init_pid, fds)
+    except BaseException:
+        os.kill(init_pid, signal.SIGKILL)
+        os.waitpid(init_pid, 0)
+        raise
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _receive_console(sock) -> int | None:
@@ -314,6 +366,13 @@ def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
         sys.unshare(plan.namespaces)
     except OSError as e:
         raise RuntimeSetupError(f"create namespaces: {e.strerror.lower()}") from e
+    if pipes.ns:  # for P's on_init: our own /proc/self is open to us, dumpable or not
+        fds = [os.open(f"/proc/self/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+               for ns in ("user", "net")]
+        fdpass.send_fds(pipes.ns[1], b"N", fds)
+        pipes.ns[1].close()
+        for fd in fds:
+            os.close(fd)
     pid = os.fork()
     if pid == 0:
         _child_main(lambda: _init_main(plan, stdio, pipes, helper, sys), pipes.error_w)
@@ -328,7 +387,13 @@ def _init_main(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
     *setup, last = plan.steps
     assert isinstance(last, Exec)
     Executor(sys, pipes.send_listener()).run(tuple(setup))
-    _parent_death_signal(pipes.parent_r, sys)
+    if stdio.park_fd is None:
+        _parent_death_signal(pipes.parent_r, sys)
+    else:  # parked for rootless-oci: outlives its `create` and lives on its own,
+        # but still waits for P's word, as every init does before its command
+        if os.read(pipes.parent_r, 1) != b"P":
+            os._exit(EXIT_ENGINE)
+        os.close(pipes.parent_r)
     console = pipes.console[1] if pipes.console else None
     exec_command(last, stdio, pipes.theirs, console, pipes.error_w, helper, sys)
 

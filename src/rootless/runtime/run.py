@@ -36,18 +36,19 @@ def start_spec(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
                debug: bool = False,
                on_created: Callable[[int], None] | None = None,
                served: bool = False, fuse_channel: int | None = None,
-               meanwhile: Callable[[], None] | None = None) -> Started:
+               meanwhile: Callable[[], None] | None = None,
+               on_init: Callable[[int, list[int]], None] | None = None) -> Started:
     """Start the container described by `spec`; it is our child once this returns.
     `on_created`: see runtime.process.start (where a cgroup is joined). `served`: see
     plan_spec; the fakeroot's listener, if any, is then Started.listener.
     `fuse_channel`: the socket to the FUSE overlay's server, for a rootfs that is one
-    (fs/fuse_server.PendingServer). `meanwhile`: see runtime.process.start."""
+    (fs/fuse_server.PendingServer). `meanwhile`, `on_init`: see runtime.process.start."""
     plan, maps = plan_spec(spec, debug, served)
     if fuse_channel is not None:
         from rootless.runtime.plan import with_fuse_channel
 
         plan = plan._replace(steps=with_fuse_channel(plan.steps, fuse_channel))
-    return start(plan, maps, stdio, sys, on_created, meanwhile)
+    return start(plan, maps, stdio, sys, on_created, meanwhile, on_init)
 
 
 def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,

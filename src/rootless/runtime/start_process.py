@@ -54,7 +54,14 @@ def exec_command(step: Exec, stdio, streams: Streams | None, console, error_w: i
     # command's own execve closes it: that EOF tells P the command started.
     close_range = _cloexec_from_3(sys)
     os.set_inheritable(error_w, True)
-    argv = helper_argv(step, error_w, close_range)
+    for fd in range(3, 3 + stdio.preserve_fds):  # rootless-oci --preserve-fds
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:  # EBADF: a gap the caller left
+            pass
+    if stdio.park_fd is not None:
+        os.set_inheritable(stdio.park_fd, True)
+    argv = helper_argv(step, error_w, close_range, stdio.preserve_fds, stdio.park_fd)
     try:
         sys.execveat(helper, "", argv, step.env, k.AT_EMPTY_PATH)
     except OSError as e:
