@@ -201,10 +201,73 @@ _GLOBAL_VALUES = {"--root", "--log", "--log-format", "--rootless", "--cgroup-man
 _GLOBAL_FLAGS = {"--debug", "--systemd-cgroup"}
 
 
-def _plain_state(argv: list[str]):
-    """`[GLOBAL FLAGS] state ID` without argparse (5 ms of its 20): podman and Slurm
-    poll `state`. Anything else, or anything unusual, goes to the parser."""
-    values = {"root": None, "log": None, "log_format": "text", "debug": False}
+# the verbs engines call on every container, parsed without argparse (its import and
+# parsers are ~5-10 ms of a 20-40 ms command): each verb's flags, by kind
+_PLAIN_VERBS = {
+    "state": {}, "start": {},
+    "delete": {"-f": "force", "--force": "force"},
+    "kill": {"-a": "all", "--all": "all"},
+    "create": {}, "run": {"-d": "detach", "--detach": "detach", "--keep": "keep"},
+}
+_CREATING = {"-b": "bundle", "--bundle": "bundle", "--console-socket": "console_socket",
+             "--pid-file": "pid_file", "--preserve-fds": "preserve_fds"}
+_CREATING_FLAGS = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}
+
+
+def _plain(argv: list[str]):
+    """`[GLOBAL FLAGS] VERB [FLAGS] ID [SIGNAL]` for state, start, delete, kill, create and
+    run, in runc's grammar, as argparse would read it; None for anything else or unusual
+    (help, a flag we do not know, a missing value), which then goes to the parser."""
+    values = {"root": None, "log": None, "log_format": "text", "debug": False,
+              "version": False}
+    i = _plain_globals(argv, values)
+    if i is None or i >= len(argv) or argv[i] not in _PLAIN_VERBS or \
+            values["log_format"] not in ("text", "json"):
+        return None
+    verb = argv[i]
+    flags = dict(_PLAIN_VERBS[verb])
+    takes = dict(_CREATING) if verb in ("create", "run") else {}
+    if verb in ("create", "run"):
+        flags.update(_CREATING_FLAGS)
+        values.update(bundle=".", console_socket=None, pid_file=None, preserve_fds=0,
+                      no_pivot=False, no_new_keyring=False)
+    values.update({name: False for name in flags.values()})
+    words = []
+    i += 1
+    while i < len(argv):
+        word = argv[i]
+        name, eq, value = word.partition("=")
+        if word == "--" or word in ("-h", "--help"):
+            return None
+        if word.startswith("-") and word != "-":
+            if name in takes:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        return None
+                    value = argv[i]
+                values[takes[name]] = value
+            elif word in flags:
+                values[flags[word]] = True
+            else:
+                return None
+        else:
+            words.append(word)
+        i += 1
+    wanted = (1, 2) if verb == "kill" else (1,)
+    if len(words) not in wanted or not str(values.get("preserve_fds", "0")).isdigit():
+        return None
+    if "preserve_fds" in values:
+        values["preserve_fds"] = int(values["preserve_fds"])
+    if verb == "kill":
+        values["signal"] = words[1] if len(words) == 2 else "SIGTERM"
+    from types import SimpleNamespace
+
+    return SimpleNamespace(verb=verb, id=words[0], **values)
+
+
+def _plain_globals(argv: list[str], values: dict) -> int | None:
+    """Read the global flags into `values`; the index of the verb, None if unusual."""
     i = 0
     while i < len(argv) and argv[i].startswith("--"):
         name, eq, value = argv[i].partition("=")
@@ -216,19 +279,15 @@ def _plain_state(argv: list[str]):
                 if i >= len(argv):
                     return None
                 value = argv[i]
+            if name == "--rootless" and value not in ("true", "false", "auto"):
+                return None  # the parser says why
             key = name[2:].replace("-", "_")
             if key in values:
                 values[key] = value
         else:
             return None
         i += 1
-    rest = argv[i:]
-    if len(rest) != 2 or rest[0] != "state" or rest[1].startswith("-") or \
-            values["log_format"] not in ("text", "json"):
-        return None
-    from types import SimpleNamespace
-
-    return SimpleNamespace(verb="state", id=rest[1], version=False, **values)
+    return i
 
 
 def _hold_preserved(count: int) -> None:
@@ -254,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = None
     try:
-        args = _plain_state(argv) or parser(verb_of(argv)).parse_args(argv)
+        args = _plain(argv) or parser(verb_of(argv)).parse_args(argv)
         log_setup(args.log, args.log_format, args.debug)
         if args.version:
             from rootless.oci.info import version_text
