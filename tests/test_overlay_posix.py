@@ -512,12 +512,21 @@ def test_system_info_says_which_overlay_and_why(runner):
 
 def fuse_server_of(runner: Rootless, name: str) -> tuple[int, int]:
     """(the container's init, its FUSE server): the server is the other child of the
-    init's parent, the container's monitor."""
+    init's parent, the container's monitor (besides the network's helper, pasta or
+    slirp4netns, on the default network)."""
     init = int(ok(runner("inspect", "-f", "{{.State.Pid}}", name)).strip())
     monitor = int(Path(f"/proc/{init}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    servers = [pid for pid in children_of(monitor) if pid != init]
+    servers = [pid for pid in children_of(monitor) if pid != init and
+               not _comm(pid).startswith(("pasta", "passt", "slirp4netns"))]
     assert len(servers) == 1, (init, monitor, servers)
     return init, servers[0]
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 @pytest.fixture

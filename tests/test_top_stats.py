@@ -177,7 +177,8 @@ def test_stats_format_takes_dockers_field_names(rootless, busybox):
     cid = start(rootless, busybox, "ctr", "sleep 1000")
     out = ok(rootless("stats", "--no-stream", "--format",
                       "{{.Container}} {{.Name}} {{.ID}} {{.PIDs}} {{.NetIO}}", "ctr"))
-    assert out == f"ctr ctr {cid[:12]} 1 0B / 0B\n"
+    # NetIO: the default network's own traffic (router solicitations) may count already
+    assert re.fullmatch(rf"ctr ctr {cid[:12]} 1 \S+ / \S+\n", out), out
     out = ok(rootless("container", "stats", "--no-stream", "--no-trunc", "--format",
                       "table {{.ID}}\\t{{.PIDs}}", cid[:8]))
     assert table(out) == [["CONTAINER ID", "PIDS"], [cid, "1"]]
