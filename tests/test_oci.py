@@ -386,3 +386,22 @@ def test_preserve_fds_never_hands_the_runtimes_own_descriptors_over(oci, bundle)
     out = ok(oci("run", "--preserve-fds", "2", "-b", str(bundle), "c1"))
     assert "oci-root" not in out and "pipe:" not in out and "socket:" not in out
     assert out.split() == ["/dev/null", "/dev/null"]
+
+
+@pytest.mark.parametrize("kind", ["writable by others", "a symlink"])
+def test_a_root_another_user_could_have_made_is_refused(rootless_env, bundle, tmp_path,
+                                                         kind):
+    """/tmp/rootless-oci-... (the default without XDG_RUNTIME_DIR, and Slurm's) is a name
+    anyone may take first: a --root the caller does not hold alone is refused."""
+    root = tmp_path / "shared-root"
+    if kind == "a symlink":
+        (tmp_path / "elsewhere").mkdir()
+        root.symlink_to(tmp_path / "elsewhere")
+    else:
+        root.mkdir()
+        root.chmod(0o777)
+    runtime = Runtime(OCI_BIN, root, rootless_env)
+    for args in (("run", "-b", str(bundle), "c1"), ("state", "c1")):
+        result = runtime(*args)
+        assert result.returncode == 1, result
+        assert "refused" in result.stderr or "not a directory" in result.stderr, result

@@ -40,6 +40,28 @@ def default_root() -> str:
     return f"/tmp/rootless-oci-{os.getuid()}"
 
 
+def check_root(root: str, create: bool = False) -> None:
+    """`--root` must be the caller's own directory, writable by nobody else: its default
+    and Slurm's (/tmp/rootless-oci-...) are names another local user could make first, and
+    whoever can write there can forge a state.json. Root (Slurm's clean-up) may act on a
+    user's; lifecycle.py then checks the process it names."""
+    if create:
+        os.makedirs(root, 0o700, exist_ok=True)
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return  # nothing there: no container either (open says "does not exist")
+    import stat
+
+    if not stat.S_ISDIR(st.st_mode):
+        raise RootlessError(f"--root {root}: not a directory (a symlink is refused)")
+    euid = os.geteuid()
+    if euid != 0 and (st.st_uid != euid or st.st_mode & 0o022):
+        raise RootlessError(f"--root {root}: owned by uid {st.st_uid} with mode "
+                            f"{stat.S_IMODE(st.st_mode):o}: refused (it must be yours, "
+                            "writable by you alone)")
+
+
 def check_id(container_id: str) -> str:
     if not _ID.fullmatch(container_id) or container_id in (".", ".."):
         raise UsageError(f"invalid container id {container_id!r}: letters, digits, "
@@ -60,6 +82,7 @@ class Container:
     @classmethod
     def open(cls, root: str, container_id: str) -> "Container":
         check_id(container_id)
+        check_root(root)
         try:
             fd = os.open(os.path.join(root, container_id),
                          os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -78,7 +101,7 @@ class Container:
     @classmethod
     def make(cls, root: str, container_id: str) -> "Container":
         check_id(container_id)
-        os.makedirs(root, 0o700, exist_ok=True)
+        check_root(root, create=True)
         try:
             os.mkdir(os.path.join(root, container_id), 0o700)
         except FileExistsError:
