@@ -68,15 +68,27 @@ def copy_into(store, container_id: str, dest: str, into_dir: bool, file_name: st
         raise
     os.close(data_r)
     try:
-        try:
-            with open(data_w, "wb", closefd=False) as out:
-                feed(out)
-        except BrokenPipeError:
-            pass  # the helper failed and says why in its report
-        finally:
-            os.close(data_w)
-        helper.next_report()
+        with open(data_w, "wb", closefd=False) as out:
+            feed(out)
+    except BrokenPipeError:
+        pass  # the helper failed and says why in its report
+    except BaseException:
+        helper.kill()
+        raise
+    finally:
+        os.close(data_w)
+    _report_of(helper)
+
+
+def _report_of(helper) -> dict:
+    """The helper's report once it has exited; its error as a BuildError. Killed on any
+    failure, so no helper outlives the step."""
+    from rootless.engine.cp_archive import CopyError
+
+    try:
+        done = helper.next_report()
         helper.wait()
+        return done
     except CopyError as e:
         helper.kill()
         raise BuildError(str(e)) from None
@@ -126,16 +138,7 @@ def tar_from(store, container_id: str, src: str, out_path: str) -> bool:
         helper = helper_start(_target(store, container_id), work)
     finally:
         os.close(out_fd)
-    try:
-        done = helper.next_report()
-        helper.wait()
-    except CopyError as e:
-        helper.kill()
-        raise BuildError(str(e)) from None
-    except BaseException:
-        helper.kill()
-        raise
-    return bool(done.get("dir"))
+    return bool(_report_of(helper).get("dir"))
 
 
 def retar(source: BinaryIO, out: BinaryIO, owner: tuple[int, int] | None,

@@ -133,14 +133,8 @@ def _start_parked(container: Container, bundle: str, spec: dict, park: int,
         "created": _now(), "owner": _owner(),
         "annotations": spec.get("annotations") or {},
         "single_id": single_id})
-    console = started.console_fd  # after the state: a failure here still finds the init
-    if console is not None and console_socket:
-        try:
-            send_console(console_socket, console)
-        finally:
-            os.close(console)
-        console = None
-    return console
+    # after the state: a failure here still finds the init
+    return hand_console(started.console_fd, console_socket)
 
 
 def _now() -> str:
@@ -157,6 +151,18 @@ def _owner() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         return str(os.getuid())
+
+
+def hand_console(console: int | None, console_socket: str | None) -> int | None:
+    """The pty master to the engine's --console-socket (then closed here: None), or kept
+    for a foreground run without one."""
+    if console is not None and console_socket:
+        try:
+            send_console(console_socket, console)
+        finally:
+            os.close(console)
+        return None
+    return console
 
 
 def send_console(path: str, master: int) -> None:

@@ -9,7 +9,7 @@ import os
 
 from rootless.errors import RootlessError, UsageError
 from rootless.oci.lifecycle import (NotRunningError, container_create, container_delete,
-                                    container_release, send_console, write_pid_file)
+                                    container_release, hand_console, write_pid_file)
 from rootless.oci.state import Container
 
 
@@ -86,13 +86,7 @@ def container_exec(root: str, container_id: str, *, process_file: str | None,
                                               preserve_fds=preserve_fds))
     if pid_file:
         write_pid_file(pid_file, started.pid)
-    console = started.console_fd
-    if console is not None and console_socket:
-        try:
-            send_console(console_socket, console)
-        finally:
-            os.close(console)
-        console = None
+    console = hand_console(started.console_fd, console_socket)
     if detach:
         if console is not None:
             os.close(console)
