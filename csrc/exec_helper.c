@@ -2,6 +2,7 @@
  *
  *   rootless-init [--init] [--no-close-range] [--report-fd N] [--preserve-fds N]
  *                 [--wait-fd N] -- COMMAND [ARG...]
+ *   rootless-init --hold-lock N
  *
  * Why a separate static program (DESIGN.md, principle 7): the runtime is a Python
  * interpreter that the user may be able to write to (a venv made with --copies, conda,
@@ -37,6 +38,11 @@
  * from N (`start` writes it) and execs what it found; a failure from then on has no
  * runtime to read it and goes to stderr.
  *
+ * --hold-lock N is the pause process of user networks (net/pause.py): it holds the
+ * user and hub network namespaces it was started in for as long as any container's
+ * monitor holds a shared flock(2) on the lock file N is open on, by blocking on an
+ * exclusive one, then exits (and the namespaces go with it). No command, no exec.
+ *
  * It holds no descriptor but 0, 1 and 2 once the command runs, and no policy: the
  * runtime did namespaces, mounts, ids, capabilities and seccomp before exec'ing it.
  * Built with `gcc -static -Os` by setup.py into src/rootless/_exec_helper.
@@ -51,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -422,9 +429,19 @@ static int parse_count(const char *text)
     return (int)n;
 }
 
+static void hold_lock(int fd)
+{
+    while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR)
+            _exit(EXIT_ENGINE);
+    _exit(0);
+}
+
 int main(int argc, char **argv)
 {
     int init = 0, i = 1, wait_fd = -1;
+    if (argc == 3 && strcmp(argv[1], "--hold-lock") == 0)
+        hold_lock(parse_fd(argv[2]));
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "--init") == 0)
             init = 1;

@@ -53,9 +53,6 @@ ALIASES = {
 NOT_YET = {
     # later: docker has them, no issue asks for them yet
     "container update", "system events",
-    # issue 11 (user networks)
-    "network connect", "network create", "network disconnect", "network inspect",
-    "network ls", "network prune", "network rm",
 }
 
 

@@ -39,10 +39,11 @@ def main_options(
 
 
 def _register() -> None:
-    from rootless.cli import container, image, run, system, volume
+    from rootless.cli import container, image, network, run, system, volume
 
     app.add_typer(image.app, name="image", help="Manage images.")
     app.add_typer(volume.app, name="volume", help="Manage volumes.")
+    app.add_typer(network.app, name="network", help="Manage networks.")
     app.add_typer(system.app, name="system", help="Manage rootless itself.")
     app.command("run", help=run.HELP_SUMMARY + " (see: rootless run --help)",
                 context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

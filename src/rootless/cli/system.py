@@ -176,6 +176,7 @@ def prune(ctx: typer.Context,
         raise RootlessError("system prune has been cancelled")
     report = system_prune(get_store(ctx), all, volumes, filter)
     for title, lines in (("Deleted Containers:", report.containers),
+                         ("Deleted Networks:", report.networks),
                          ("Deleted Volumes:", report.volumes),
                          ("Deleted Images:", report.images)):
         if lines:

@@ -64,7 +64,8 @@ def container_inspect(store, ref: str, size: bool = False) -> dict[str, object]:
         "GraphDriver": {"Name": driver, "Data": graph},
         "Mounts": mounts(spec, cdir),
         "Config": config(store, record, spec, row.labels, settings),
-        "NetworkSettings": network_settings(network_mode(spec), spec),
+        "NetworkSettings": network_settings(network_mode(spec), spec,
+                                            _user_networks(store, record)),
     }
     if size:
         result.update(sizes(store, record.image_id, cdir, driver))
@@ -227,14 +228,16 @@ def mounts(spec: dict, cdir: os.PathLike) -> list[dict[str, object]]:
 
 
 def network_mode(spec: dict) -> str:
-    """host, none or slirp (net/modes.py): a network namespace without the slirp
-    annotation means none."""
+    """host, none, slirp, a user network's name or container:ID (net/modes.py): a
+    network namespace without the annotation means none."""
     if not spec:
         return ""
     from rootless.net.modes import mode_from_spec
 
-    if mode_from_spec(spec) is not None:
-        return "slirp"
+    mode = mode_from_spec(spec)
+    if mode is not None:  # a user network's name; container:ID (docker's spelling)
+        return {"slirp": "slirp", "user": mode.name}.get(mode.mode,
+                                                         f"container:{mode.name}")
     namespaces = field(spec, "linux", "namespaces", kind=list, default=[])
     own = any(field(ns, "type") == "network" for ns in namespaces)
     return "none" if own else "host"
@@ -364,11 +367,22 @@ def _image_config(store, image_id: str) -> dict[str, object]:
     return section if isinstance(section, dict) else {}
 
 
-def network_settings(mode: str, spec: dict | None = None) -> dict[str, object]:
+def network_settings(mode: str, spec: dict | None = None,
+                     user_networks: dict[str, dict] | None = None) -> dict[str, object]:
+    """`user_networks`: name -> EndpointSettings of the user networks it is on (a
+    container on one has its own namespace, not "none")."""
     from rootless.engine.container_defaults import endpoint_defaults, network_defaults
 
-    networks = {mode: endpoint_defaults()} if mode else {}
+    networks = {mode: endpoint_defaults()} if mode and not (user_networks and
+                                                            mode == "none") else {}
+    networks.update(user_networks or {})
     return {**network_defaults(), "Networks": networks, "Ports": _ports(spec or {})}
+
+
+def _user_networks(store, record) -> dict[str, dict]:
+    from rootless.engine.networks import container_networks
+
+    return container_networks(store, record.id, record.name)
 
 
 def _ports(spec: dict) -> dict:

@@ -216,8 +216,11 @@ def container_remove(store, container_id: str, volumes: bool = False) -> None:
     removed = store.db.execute(
         "SELECT images.id FROM containers JOIN images ON images.id = containers.image_id "
         "WHERE containers.id=? AND images.removed=1", (container_id,)).fetchone()
-    with store.db:
+    from rootless.store.networks import endpoints_delete_container
+
+    with store.db:  # its network endpoints go with the row (engine/networks.py)
         store.db.execute("DELETE FROM containers WHERE id=?", (container_id,))
+        endpoints_delete_container(store, container_id)
     _remove_dir(store, container_path(store, container_id))
     from rootless.engine.cgroups import cgroup_cleanup
 

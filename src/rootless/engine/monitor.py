@@ -146,6 +146,7 @@ class Monitor:
         self.fakeroot = None  # runtime/fakeroot.Fakeroot, once a run has a listener
         self.listener = self.log = None  # made while the first run starts (_meanwhile)
         self.network = None  # net/helper.Helper of a slirp container's run
+        self.user_networks = None  # engine/network_run.UserNetworkRun of a run
 
     @property
     def store(self):
@@ -270,14 +271,15 @@ class Monitor:
         self.exit_code = None
         # joined by the intermediate, before the init exists (engine/cgroups.py)
         self.cgroup = ContainerCgroup(self.id, spec)
-        server = None
+        server = joins = None
         try:
+            joins = self._network_joins(spec)
             server = self._fuse_server(spec)  # forked first: its imports overlap ours
             started = start_spec(spec, stdio, on_created=self._created(server),
                                  served=True,
                                  fuse_channel=server.channel if server else None,
                                  meanwhile=self._meanwhile,
-                                 on_init=self._network_start(spec))
+                                 on_init=self._network_start(spec), joins=joins)
             self.cgroup.settle()
         except RootlessError as e:
             self._network_stop()
@@ -293,6 +295,9 @@ class Monitor:
         finally:
             if server is not None:  # the init has its end (or failed): a server
                 server.close()  # whose container never mounted sees EOF and exits
+            if joins is not None and joins.netns is not None:  # container:NAME's
+                os.close(joins.userns)
+                os.close(joins.netns)
         self.init_pid = started.pid
         self.parent_fd = started.parent_fd
         self.begun = start_time(started.pid)
@@ -320,23 +325,54 @@ class Monitor:
             self.cgroup.enter(pid)
         return created
 
-    def _network_start(self, spec: dict):
-        """The on_init of a slirp container's run: its helper (net/helper.py), which
-        configures the init's network namespace before the command runs; None for
-        host and none, which need nothing of ours."""
+    def _network_joins(self, spec: dict):
+        """The namespaces a run enters rather than makes (runtime/process.Joins): a
+        user network container nests its user namespace in the pause process's;
+        container:NAME enters NAME's. None for the other modes."""
         # net/modes.NETWORK_ANNOTATION, spelt here: host and none import nothing more
         if "run.rootless.network" not in (spec.get("annotations") or {}):
             return None
+        from rootless.net.modes import mode_from_spec
+
+        mode = mode_from_spec(spec)
+        if mode is None or mode.mode not in ("user", "container"):
+            return None
+        from rootless.engine import network_run
+
+        if mode.mode == "container":
+            return network_run.container_joins(self.store, mode)
+        self.user_networks = network_run.UserNetworkRun(self.store, self.id, self.dirfd)
+        return self.user_networks.joins()
+
+    def _network_start(self, spec: dict):
+        """The on_init of a slirp or user network container's run: its interfaces on
+        its user networks (engine/network_run.py), then the slirp helper
+        (net/helper.py), which configures the init's network namespace before the
+        command runs; None for host, none and container:NAME."""
+        if "run.rootless.network" not in (spec.get("annotations") or {}):
+            return None
         from rootless.net.helper import helper_for_spec
+        from rootless.net.modes import mode_from_spec
+
+        mode = mode_from_spec(spec)
+        if mode is None or mode.mode == "container":
+            return None
 
         def on_init(pid: int, ns_fds: list[int]) -> None:
-            self.network = helper_for_spec(spec, ns_fds, self.dirfd)
+            outbound = True
+            if self.user_networks is not None:
+                outbound = self.user_networks.attach(ns_fds[1])
+            if mode.helper and outbound:
+                self.network = helper_for_spec(spec, ns_fds, self.dirfd)
         return on_init
 
     def _network_stop(self) -> None:
         if self.network is not None:
             self.network.stop()
             self.network = None
+        if self.user_networks is not None:
+            self.user_networks.release()
+            self.user_networks = None
 
     def _fuse_server(self, spec: dict):
         """A container of our FUSE overlay gets its server (fs/fuse_server.py) for each
@@ -378,6 +414,8 @@ class Monitor:
         if not self._record_running(self.init_pid, self.begun):  # removed meanwhile
             os.kill(self.init_pid, signal.SIGKILL)
         self._report({"pid": self.init_pid, "start": self.begun})
+        if self.user_networks is not None:  # after the report: off run -d's path
+            self.user_networks.announce()
         if not gc.isenabled():  # off since `run` forked us (cli/run.py), for the start
             gc.freeze()  # what it made stays: a first collection would walk it, ~2-3 ms
             gc.enable()

@@ -49,6 +49,7 @@ def _docker_case(line: str) -> str:
 
 class SystemPruneReport(NamedTuple):
     containers: list[str]  # full ids
+    networks: list[str]  # names
     volumes: list[str]  # names
     images: list[str]  # "untagged: ..." / "deleted: ..." lines
     reclaimed: int
@@ -67,15 +68,17 @@ def system_prune_check(filters: Iterable[str], volumes: bool) -> None:
 
 def system_prune(store, all_images: bool = False, volumes: bool = False,
                  filters: Iterable[str] = ()) -> SystemPruneReport:
-    """`docker system prune`, in docker's order: stopped containers, (networks: none
-    exist yet), anonymous unused volumes with `volumes`, images (dangling, or every
+    """`docker system prune`, in docker's order: stopped containers, user networks no
+    container is on, anonymous unused volumes with `volumes`, images (dangling, or every
     unused one with `all_images`), (build cache: none yet). Each step is the one
     routine its own prune command uses."""
     from rootless.engine.container_filters import containers_prune
+    from rootless.engine.networks import network_prune
 
     filters = list(filters)
     system_prune_check(filters, volumes)
     containers = containers_prune(store, filters)
+    networks = network_prune(store, filters)
     reclaimed, removed_volumes = containers.reclaimed, []
     if volumes:
         from rootless.engine.volumes import volumes_prune
@@ -83,5 +86,5 @@ def system_prune(store, all_images: bool = False, volumes: bool = False,
         report = volumes_prune(store, filters)
         removed_volumes, reclaimed = report.deleted, reclaimed + report.reclaimed
     images = image_prune(store, all_images, filters)
-    return SystemPruneReport(containers.deleted, removed_volumes, images.lines,
+    return SystemPruneReport(containers.deleted, networks, removed_volumes, images.lines,
                              reclaimed + images.reclaimed)

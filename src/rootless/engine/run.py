@@ -158,6 +158,11 @@ def container_create_from(store, opts: RunOptions, pull: Puller | None = None):
 
         opts = network_default(opts)
     validate(opts)
+    target = None  # a user network, or the container whose network is joined
+    if opts.network not in ("host", "none"):
+        from rootless.engine.network_options import network_resolve
+
+        target = network_resolve(store, opts)
     pull = pull or _pull_silently
     # read before any container exists, as docker's CLI reads it: a bad file leaves nothing
     seccomp_profile = profile_load(opts.seccomp)
@@ -190,7 +195,7 @@ def container_create_from(store, opts: RunOptions, pull: Puller | None = None):
             cidfile.write(record.id)
     try:
         spec = make_spec(store, record, image, image_config, args, opts, seccomp_profile,
-                         labels)
+                         labels, target)
         if opts.debug:  # the plan the monitor will run, on our stderr
             from rootless.runtime.run import plan_spec
 
@@ -341,7 +346,7 @@ def command_line(image_config: dict, opts: RunOptions) -> list[str]:
 
 def make_spec(store, record, image, image_config: dict, args: list[str],
               opts: RunOptions, seccomp_profile: dict | None = None,
-              labels: dict[str, str] | None = None) -> dict:
+              labels: dict[str, str] | None = None, network_target=None) -> dict:
     from rootless.engine.containers import container_path
     from rootless.engine.spec import build_spec
     from rootless.fs.rootfs import choose_strategy, prepare
@@ -372,7 +377,12 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
             opts.dns or opts.dns_search or opts.dns_options or opts.extra_hosts:
         from rootless.engine.network_options import network_spec
 
-        files, net_annotations = network_spec(opts, image_config, cdir)
+        files, net_annotations = network_spec(opts, image_config, cdir, store, record.id,
+                                              network_target)
+        if files.network == "container":  # docker: the joined container's hostname
+            from rootless.net.files import joined_texts
+
+            hostname = joined_texts(cdir, files.joined)["hostname"].strip() or hostname
     binds = [(path, dest, False)
              for dest, path in write_network_files(cdir, hostname, files).items()]
     mounts = []

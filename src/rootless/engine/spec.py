@@ -78,7 +78,7 @@ class SpecOptions:
     process: ProcessConfig
     rootfs: RootfsConfig
     hostname: str
-    network: str = "host"  # host | none | slirp (its helper: engine/run.network_spec)
+    network: str = "host"  # host | none | slirp | user | container (network_spec)
     binds: tuple[tuple[str, str, bool], ...] = ()  # host, ctr, ro
     mounts: tuple[dict, ...] = ()  # OCI mounts of -v, --mount, --tmpfs (engine/mounts.py)
     init: bool = False
@@ -89,7 +89,8 @@ class SpecOptions:
 
 
 def build_spec(opts: SpecOptions) -> dict:
-    own_netns = opts.network != "host"
+    # container:NAME enters NAME's network namespace at each start (runtime Joins)
+    own_netns = opts.network not in ("host", "container")
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if own_netns:
         namespaces.append({"type": "network"})

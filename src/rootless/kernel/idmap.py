@@ -191,6 +191,91 @@ def write_maps(pid: int, maps: IdMaps) -> None:
         raise RuntimeSetupError(f"map user ids: {e.strerror}: /proc/{pid}/{e.filename}") from e
 
 
+def write_maps_within(userns_fd: int, pid: int, maps: IdMaps,
+                      parent: tuple[tuple[IdRange, ...], tuple[IdRange, ...]]) -> None:
+    """Write the maps of a user namespace that process `pid` has unshared INSIDE the
+    one `userns_fd` names (a nested namespace: user networks' pause, runtime/process.py).
+    `maps` say which host ids the container gets, as for a namespace of our own; they are
+    written relative to the parent namespace by a child that entered it, where it holds
+    CAP_SETUID and CAP_SETGID (user_namespaces(7): the writer must be in the parent
+    namespace, with the capabilities there; no newuidmap is needed, the parent has the
+    range already). `parent`: the (uid, gid) maps of the joined namespace as the host
+    sees them (read_maps of a process in it), since read from inside, a map names its
+    own parent's ids, which for a nested namespace are not the host's."""
+    read_r, write_w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.close(read_r)
+            _write_within(userns_fd, pid, maps, parent)
+            code = 0
+        except RuntimeSetupError as e:
+            os.write(write_w, str(e).encode())
+        except BaseException as e:
+            os.write(write_w, f"map user ids: {e}".encode())
+        finally:
+            os._exit(code)
+    os.close(write_w)
+    try:
+        message = b""
+        while chunk := os.read(read_r, 4096):
+            message += chunk
+    finally:
+        os.close(read_r)
+        _, status = os.waitpid(child, 0)
+    if status != 0:
+        raise RuntimeSetupError(message.decode(errors="replace") or "map user ids: failed")
+
+
+def _write_within(userns_fd: int, pid: int, maps: IdMaps,
+                  parent: tuple[tuple[IdRange, ...], tuple[IdRange, ...]]) -> None:
+    from rootless.kernel import constants as k
+    from rootless.kernel.syscalls import RealSyscalls
+
+    try:
+        RealSyscalls().setns(userns_fd, k.CLONE_NEWUSER)
+    except OSError as e:
+        raise RuntimeSetupError(f"map user ids: enter the parent user namespace: "
+                                f"{os.strerror(e.errno).lower()}") from e
+    uids = _relative(maps.uids, parent[0], "uid")
+    gids = _relative(maps.gids, parent[1], "gid")
+    try:
+        if not maps.use_helpers or maps.deny_setgroups:  # as write_maps does
+            _write_proc(pid, "setgroups", "deny")
+        _write_proc(pid, "uid_map", "\n".join(r.line() for r in uids))
+        _write_proc(pid, "gid_map", "\n".join(r.line() for r in gids))
+    except OSError as e:
+        raise RuntimeSetupError(f"map user ids: {e.strerror}: /proc/{pid}/{e.filename}") from e
+
+
+def read_maps(pid: int) -> tuple[tuple[IdRange, ...], tuple[IdRange, ...]]:
+    """The (uid, gid) maps of process `pid`'s user namespace in our own namespace's ids
+    (user_namespaces(7): a map read from another namespace names the reader's ids)."""
+    def ranges(name: str) -> tuple[IdRange, ...]:
+        with open(f"/proc/{pid}/{name}") as f:
+            return tuple(IdRange(*map(int, line.split())) for line in f if line.strip())
+    return ranges("uid_map"), ranges("gid_map")
+
+
+def _relative(ranges: tuple[IdRange, ...], parent: tuple[IdRange, ...],
+              what: str) -> tuple[IdRange, ...]:
+    """`ranges` (container id -> host id) as container id -> id of the parent namespace
+    whose map is `parent`; each range must lie within one of the parent's."""
+    out = []
+    for r in ranges:
+        for p in parent:
+            if p.host_id <= r.host_id and r.host_id + r.size <= p.host_id + p.size:
+                out.append(IdRange(r.container_id, p.container_id + r.host_id - p.host_id,
+                                   r.size))
+                break
+        else:
+            raise RuntimeSetupError(f"map user ids: host {what}s {r.host_id}-"
+                                    f"{r.host_id + r.size - 1} are not mapped in the "
+                                    "namespace the container joins")
+    return tuple(out)
+
+
 def _write_setgroups_deny(pid: int) -> None:
     try:
         _write_proc(pid, "setgroups", "deny")

@@ -145,3 +145,46 @@ class ProcessHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_namespaces(pid: int, started: int, names: tuple[str, ...]) -> list[int]:
+    """Close-on-exec descriptors of the namespaces `names` ("user", "net", ...) of the
+    process (pid, start time), in that order; ProcessLookupError if it is gone, or if
+    its pid now names another process (checked after opening: the files we then hold
+    are that process's). The process must be dumpable, or have exec'd in a namespace
+    our user owns (ptrace access mode, proc(5))."""
+    fds: list[int] = []
+    try:
+        for name in names:
+            try:
+                fds.append(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
+            except FileNotFoundError:
+                raise ProcessLookupError(pid) from None
+        if not alive_as(pid, started):
+            raise ProcessLookupError(pid)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def open_user_namespaces(pid: int, started: int, names: tuple[str, ...]):
+    """open_namespaces(pid, started, ("user", *names)), and the maps of that user
+    namespace as we see them (kernel/idmap.read_maps), read while the descriptors are
+    held and checked to be the same process's after: (fds, maps)."""
+    from rootless.kernel.idmap import read_maps
+
+    fds = open_namespaces(pid, started, ("user", *names))
+    try:
+        try:
+            maps = read_maps(pid)
+        except (OSError, ValueError, TypeError):
+            raise ProcessLookupError(pid) from None
+        if not alive_as(pid, started):
+            raise ProcessLookupError(pid)
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds, maps

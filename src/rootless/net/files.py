@@ -25,13 +25,15 @@ HOST_NAMES = ("host.containers.internal", "host.docker.internal")
 @record
 class NetworkFiles:
     """What goes into the three files besides the hostname."""
-    network: str = "host"  # host | none | slirp
-    helper: str = ""  # pasta | slirp4netns, for slirp
+    network: str = "host"  # host | none | slirp | user | container
+    helper: str = ""  # pasta | slirp4netns, for slirp (and user: its way out)
     allow_host_loopback: bool = False
     dns: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()  # --add-host NAME:IP
+    address: str = ""  # user: the container's address on its first network
+    joined: str = ""  # container: the id of the container whose network it joins
 
 
 def _read(path: str) -> str:
@@ -107,6 +109,8 @@ def hosts_file(hostname: str, files: NetworkFiles) -> str:
         from rootless.net.modes import SLIRP4NETNS_ADDRESS
 
         lines.append(f"{SLIRP4NETNS_ADDRESS}\t{hostname}")
+    elif files.network == "user" and files.address:
+        lines.append(f"{files.address}\t{hostname}")
     else:
         lines.append(f"127.0.1.1\t{hostname}")
     if files.network == "slirp" and files.allow_host_loopback:
@@ -126,7 +130,7 @@ def resolv_conf(files: NetworkFiles) -> str:
                                         files.dns_options):
         return text
     nameservers = list(files.dns)
-    if not nameservers and files.network == "slirp":
+    if not nameservers and files.helper and files.network in ("slirp", "user"):
         from rootless.net.modes import PASTA_DNS, SLIRP4NETNS_DNS
 
         nameservers = [SLIRP4NETNS_DNS if files.helper == "slirp4netns" else PASTA_DNS]
@@ -149,18 +153,50 @@ def resolv_conf(files: NetworkFiles) -> str:
     return "".join(line + "\n" for line in out)
 
 
+JOINED_FILES = ("hostname", "hosts", "resolv.conf")  # what container:NAME copies
+
+
+def joined_texts(container_dir: str, joined: str) -> dict[str, str]:
+    """The /etc files of the container `joined` (a sibling of `container_dir`), read
+    bounded and never through a symlink; a missing one reads empty."""
+    texts = {}
+    parent = os.path.dirname(container_dir.rstrip("/"))
+    for name in JOINED_FILES:
+        try:
+            fd = os.open(os.path.join(parent, joined, name),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            texts[name] = ""
+            continue
+        try:
+            texts[name] = os.read(fd, 1 << 20).decode(errors="replace")
+        finally:
+            os.close(fd)
+    return texts
+
+
 def write_network_files(container_dir: str, hostname: str,
                         files: NetworkFiles | str) -> dict[str, str]:
     """{path in the container: the file written in `container_dir`}."""
     if isinstance(files, str):
         files = NetworkFiles(files)
-    texts = {
+    if files.network == "container":
+        joined = joined_texts(container_dir, files.joined)
+        texts = {f"/etc/{name}": (os.path.join(container_dir, name), joined[name])
+                 for name in JOINED_FILES}
+    else:
+        texts = _own_texts(container_dir, hostname, files)
+    for path, text in texts.values():
+        with open(path, "w") as f:
+            f.write(text)
+    return {dest: path for dest, (path, _) in texts.items()}
+
+
+def _own_texts(container_dir: str, hostname: str,
+               files: NetworkFiles) -> dict[str, tuple[str, str]]:
+    return {
         "/etc/hostname": (os.path.join(container_dir, "hostname"), hostname + "\n"),
         "/etc/hosts": (os.path.join(container_dir, "hosts"), hosts_file(hostname, files)),
         "/etc/resolv.conf": (os.path.join(container_dir, "resolv.conf"),
                              resolv_conf(files)),
     }
-    for path, text in texts.values():
-        with open(path, "w") as f:
-            f.write(text)
-    return {dest: path for dest, (path, _) in texts.items()}

@@ -84,7 +84,7 @@ def helper_for_spec(spec: dict, ns_fds: list[int], log_dirfd: int) -> Helper:
     from rootless.net.ports import check_free, forwards, ports_from_spec
 
     mode = mode_from_spec(spec)
-    if mode is None:
+    if mode is None or not mode.helper:
         raise NetworkHelperError("the container's network annotation is unreadable")
     if len(ns_fds) != 2:
         raise NetworkHelperError("the container's namespaces did not reach its monitor")
@@ -110,7 +110,7 @@ def helper_for_spec(spec: dict, ns_fds: list[int], log_dirfd: int) -> Helper:
 
 def pasta_args(mode: NetworkMode, forwards: list[tuple[str, str, int, int]],
                pid_path: str, userns: str, netns: str) -> list[str]:
-    args = ["pasta", "-f", "-q", "--config-net", "--ns-ifname", "eth0",
+    args = ["pasta", "-f", "-q", "--config-net", "--ns-ifname", helper_ifname(mode),
             "--userns", userns, "--netns", netns,
             "-T", "none", "-U", "none", "--dns-forward", PASTA_DNS, "-P", pid_path]
     if not mode.allow_host_loopback:
@@ -130,7 +130,13 @@ def slirp4netns_args(mode: NetworkMode, ready_fd: int, exit_fd: int, userns: str
             "--netns-type=path", f"--userns-path={userns}"]
     if not mode.allow_host_loopback:
         args.append("--disable-host-loopback")
-    return args + [netns, "eth0"]
+    return args + [netns, helper_ifname(mode)]
+
+
+def helper_ifname(mode: NetworkMode) -> str:
+    """The helper's interface in the container: eth0 in slirp mode; on user networks,
+    whose interfaces are eth0, eth1..., tap0 (slirp4netns's own default name)."""
+    return "tap0" if mode.mode == "user" else "eth0"
 
 
 def helper_start(mode: NetworkMode, ns_fds: list[int], log_dirfd: int,

@@ -37,15 +37,21 @@ NETWORK_ANNOTATION = "run.rootless.network"
 
 @record
 class NetworkMode:
-    mode: str  # host | none | slirp
-    helper: str = ""  # pasta | slirp4netns, for slirp
+    mode: str  # host | none | slirp | user (user networks) | container (another's)
+    # pasta | slirp4netns: slirp's, and a user network container's way out ("" where
+    # none is installed: its networks then reach only each other)
+    helper: str = ""
     allow_host_loopback: bool = False
+    # user: the network named at create (docker's NetworkMode); container: the id of
+    # the container whose network namespace this one joins
+    name: str = ""
 
     def annotation(self) -> str:
         import json
 
         return json.dumps({"mode": self.mode, "helper": self.helper,
-                           "allow_host_loopback": self.allow_host_loopback})
+                           "allow_host_loopback": self.allow_host_loopback,
+                           "name": self.name})
 
 
 def mode_from_spec(spec: dict) -> NetworkMode | None:
@@ -57,10 +63,28 @@ def mode_from_spec(spec: dict) -> NetworkMode | None:
         data = json.loads(text) if isinstance(text, str) else None
     except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("mode") != "slirp" or \
-            data.get("helper") not in HELPERS:
+    if not isinstance(data, dict):
         return None
-    return NetworkMode("slirp", data["helper"], data.get("allow_host_loopback") is True)
+    mode, helper, name = data.get("mode"), data.get("helper"), data.get("name", "")
+    if mode == "slirp" and helper in HELPERS:
+        return NetworkMode("slirp", helper, data.get("allow_host_loopback") is True)
+    if mode == "user" and helper in (*HELPERS, "") and isinstance(name, str):
+        return NetworkMode("user", helper, name=name)
+    if mode == "container" and isinstance(name, str) and len(name) == 64 and \
+            all(c in "0123456789abcdef" for c in name):
+        return NetworkMode("container", name=name)
+    return None
+
+
+def network_kind(value: str) -> str:
+    """builtin (host, none, slirp and its names, with options), container
+    (container:NAME) or user (anything else: a user network's name)."""
+    name = value.partition(":")[0]
+    if name == "container" and ":" in value:
+        return "container"
+    if name in ("host", "none", *SLIRP_NAMES):
+        return "builtin"
+    return "user"
 
 
 def helper_path(name: str) -> str | None:
@@ -105,9 +129,6 @@ def parse_network(value: str) -> NetworkMode:
     if name in ("host", "none") and not options:
         return NetworkMode(name)
     if name not in SLIRP_NAMES:
-        if name == "container":
-            raise UsageError(f"network mode {value}: joining another container's network "
-                             "is not supported yet")
         raise UsageError(f"network {value} not found")
     helper, why = helper_choice()
     if name in HELPERS:

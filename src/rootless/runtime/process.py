@@ -33,7 +33,7 @@ from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
                              RuntimeSetupError)
 from rootless.kernel import constants as k
 from rootless.kernel import fdpass
-from rootless.kernel.idmap import IdMaps, write_maps
+from rootless.kernel.idmap import IdMaps, write_maps, write_maps_within
 from rootless.kernel.syscalls import RealSyscalls, Syscalls
 from rootless.records import record
 from rootless.runtime.caps import last_cap
@@ -57,6 +57,23 @@ class StdioOptions:
     # until `start` writes to it; the init then does not die with us (runc's exec.fifo)
     park_fd: int | None = None
     preserve_fds: int = 0  # runc's --preserve-fds: 3 .. 3+N-1 reach the command
+
+
+@record
+class Joins:
+    """Namespaces the container enters rather than makes, as descriptors of ours (C
+    inherits them): a user network's container nests its own user namespace inside the
+    pause process's (net/pause.py), so that one process may hold capabilities over both
+    its network namespace and the hub's; `--network container:NAME` enters NAME's user
+    and network namespaces."""
+
+    userns: int  # entered first: it grants the capabilities the rest needs
+    nest: bool = True  # then a new user namespace inside it, with the container's maps
+    netns: int | None = None  # entered while we hold userns's capabilities (before a
+    # nested namespace would take them away); the plan then makes no network namespace
+    # userns's (uid, gid) maps as the host sees them (kernel/idmap.read_maps), which the
+    # nested namespace's maps are written relative to
+    parent_maps: tuple = ((), ())
 
 
 @record
@@ -153,7 +170,8 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
           sys: Syscalls | None = None,
           on_created: Callable[[int], None] | None = None,
           meanwhile: Callable[[], None] | None = None,
-          on_init: Callable[[int, list[int]], None] | None = None) -> Started:
+          on_init: Callable[[int, list[int]], None] | None = None,
+          joins: Joins | None = None) -> Started:
     """Fork the container and return once its command has been exec'd (or raise).
 
     `on_created(pid)` is called with the intermediate's pid once its user namespace has
@@ -168,7 +186,9 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
     plan, and the command never runs without its network. The descriptors come from C
     (and are closed after the call): until its exec G is not dumpable, and its
     /proc/PID/ns files are then root's (proc(5), PR_SET_DUMPABLE). If it raises, G is
-    killed and the error raised."""
+    killed and the error raised. `joins`: namespaces entered rather than made (Joins);
+    `maps` are then written relative to the joined user namespace, or not at all when
+    it is entered without nesting."""
     sys = sys or RealSyscalls()
     helper = sealed_copy(sys)
     try:
@@ -176,13 +196,14 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
         sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
         pid = os.fork()
         if pid == 0:
-            _child_main(lambda: _intermediate(plan, stdio, pipes, helper, sys),
+            _child_main(lambda: _intermediate(plan, stdio, pipes, helper, sys, joins),
                         pipes.error_w)
     finally:
         os.close(helper)  # C and G have their copies; G execs it, we are done with it
     pipes.close_parent_ends()
     try:
-        started = _parent_handshake(pid, maps, pipes, on_created, meanwhile, on_init)
+        started = _parent_handshake(pid, maps, pipes, on_created, meanwhile, on_init,
+                                    joins)
     except BaseException:
         pipes.close_streams()
         os.close(pipes.parent_w)
@@ -202,13 +223,16 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
 def _parent_handshake(pid: int, maps: IdMaps | None, pipes: _Pipes,
                       on_created: Callable[[int], None] | None = None,
                       meanwhile: Callable[[], None] | None = None,
-                      on_init: Callable[[int, list[int]], None] | None = None
-                      ) -> Started:
+                      on_init: Callable[[int, list[int]], None] | None = None,
+                      joins: Joins | None = None) -> Started:
     if os.read(pipes.report_r, 1) != b"U":
         os.waitpid(pid, 0)
         _raise_child_error(pipes.error_r)
     try:
-        if maps is not None:  # None: exec, into a user namespace that has them
+        if joins is not None and maps is not None:
+            if joins.nest:
+                write_maps_within(joins.userns, pid, maps, joins.parent_maps)
+        elif maps is not None:  # None: exec, into a user namespace that has them
             write_maps(pid, maps)
         if on_created is not None:
             on_created(pid)
@@ -345,16 +369,19 @@ def _report(error_w: int, message: str, code: int) -> None:
 
 
 def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
-                  sys: Syscalls) -> None:
+                  sys: Syscalls, joins: Joins | None) -> None:
     for fd in (pipes.go_w, pipes.report_r, pipes.error_r, pipes.parent_w):
         os.close(fd)
     pipes.close_child_ends()
-    try:
-        sys.unshare(k.CLONE_NEWUSER)
-    except OSError as e:
-        raise RuntimeSetupError(
-            f"create user namespace: {e.strerror.lower()} (are unprivileged user "
-            "namespaces enabled? see `sysctl user.max_user_namespaces`)") from e
+    if joins is not None:
+        _enter_joined(joins, sys)
+    if joins is None or joins.nest:
+        try:
+            sys.unshare(k.CLONE_NEWUSER)
+        except OSError as e:
+            raise RuntimeSetupError(
+                f"create user namespace: {e.strerror.lower()} (are unprivileged user "
+                "namespaces enabled? see `sysctl user.max_user_namespaces`)") from e
     os.write(pipes.report_w, b"U")
     if os.read(pipes.go_r, 1) != b"M":
         os._exit(EXIT_ENGINE)  # P failed to map ids and has reported it
@@ -378,6 +405,28 @@ def _intermediate(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,
         _child_main(lambda: _init_main(plan, stdio, pipes, helper, sys), pipes.error_w)
     os.write(pipes.report_w, struct.pack("i", pid))
     os._exit(0)
+
+
+def _enter_joined(joins: Joins, sys: Syscalls) -> None:
+    """C enters the namespaces it joins: the user namespace first, whose capabilities
+    setns(2) of the network namespace then needs. Where C joins it for good, it is made
+    non-dumpable first: processes of that user namespace could otherwise ptrace it (runc
+    CVE-2016-9962). Where it nests a namespace of its own, that waits until its maps
+    are written, as in the plain start: a non-dumpable process's /proc/PID/uid_map
+    belongs to root (proc(5)), and no process of the joined namespace can name C meanwhile
+    (the only ones there are the pause process and, for container:NAME, processes of
+    NAME's pid namespace, which does not hold C)."""
+    if not joins.nest:
+        sys.prctl(k.PR_SET_DUMPABLE, 0)
+    for fd, nstype, what in ((joins.userns, k.CLONE_NEWUSER, "user"),
+                             (joins.netns, k.CLONE_NEWNET, "network")):
+        if fd is None:
+            continue
+        try:
+            sys.setns(fd, nstype)
+        except OSError as e:
+            raise RuntimeSetupError(f"join the {what} namespace: "
+                                    f"{os.strerror(e.errno).lower()}") from e
 
 
 def _init_main(plan: Plan, stdio: StdioOptions, pipes: _Pipes, helper: int,

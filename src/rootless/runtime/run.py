@@ -7,7 +7,7 @@ from collections.abc import Callable
 from rootless.kernel.idmap import IdMaps, detect_maps, maps_from_spec
 from rootless.kernel.syscalls import Syscalls
 from rootless.runtime.plan import Plan, build_plan, keeps_groups, user_ids
-from rootless.runtime.process import Started, StdioOptions, start
+from rootless.runtime.process import Joins, Started, StdioOptions, start
 
 
 def plan_spec(spec: dict, debug: bool = False, served: bool = False) -> tuple[Plan, IdMaps]:
@@ -37,7 +37,8 @@ def start_spec(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
                on_created: Callable[[int], None] | None = None,
                served: bool = False, fuse_channel: int | None = None,
                meanwhile: Callable[[], None] | None = None,
-               on_init: Callable[[int, list[int]], None] | None = None) -> Started:
+               on_init: Callable[[int, list[int]], None] | None = None,
+               joins: Joins | None = None) -> Started:
     """Start the container described by `spec`; it is our child once this returns.
     `on_created`: see runtime.process.start (where a cgroup is joined). `served`: see
     plan_spec; the fakeroot's listener, if any, is then Started.listener.
@@ -48,7 +49,7 @@ def start_spec(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,
         from rootless.runtime.plan import with_fuse_channel
 
         plan = plan._replace(steps=with_fuse_channel(plan.steps, fuse_channel))
-    return start(plan, maps, stdio, sys, on_created, meanwhile, on_init)
+    return start(plan, maps, stdio, sys, on_created, meanwhile, on_init, joins)
 
 
 def run_foreground(spec: dict, stdio: StdioOptions, sys: Syscalls | None = None,

@@ -103,6 +103,30 @@ CREATE TABLE IF NOT EXISTS build_cache (  -- `build`'s steps: what each one made
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache (image_id);
+
+CREATE TABLE IF NOT EXISTS networks (  -- user networks (`network create`); the predefined
+                                       -- bridge, host and none are no rows
+    id TEXT PRIMARY KEY,            -- 64 hex
+    name TEXT NOT NULL UNIQUE,      -- docker's rule [a-zA-Z0-9][a-zA-Z0-9_.-]*
+    driver TEXT NOT NULL,           -- bridge
+    subnet TEXT NOT NULL,           -- IPv4 CIDR, "10.89.0.0/24"; no two overlap
+    gateway TEXT NOT NULL,          -- an address of the subnet, "10.89.0.1"
+    internal INTEGER NOT NULL DEFAULT 0,  -- --internal: no route out
+    labels TEXT NOT NULL,           -- JSON object
+    options TEXT NOT NULL,          -- JSON object: --opt K=V
+    created REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS network_endpoints (  -- which container is on which network:
+    network_id TEXT NOT NULL,                   -- `network rm` refuses a network in use
+    container_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,           -- 1, 2, ...: the order the container was connected
+    ip TEXT NOT NULL,               -- its address on the network
+    aliases TEXT NOT NULL,          -- JSON list: --network-alias, connect --alias
+    PRIMARY KEY (network_id, container_id),
+    UNIQUE (network_id, ip)         -- two containers never get one address
+);
+CREATE INDEX IF NOT EXISTS network_endpoints_container ON network_endpoints (container_id);
 """
 
 
@@ -125,6 +149,7 @@ UPGRADES = {
         ("stopped_by_user", "INTEGER NOT NULL DEFAULT 0"))],
     6: lambda db: _add_column(db, "layers", "owners", "TEXT"),
     7: lambda db: None,  # 8 adds the build_cache table, which SCHEMA creates
+    8: lambda db: None,  # 9 adds the networks tables, which SCHEMA creates
 }
 
 

@@ -33,8 +33,9 @@ import _sqlite3 as sqlite3
 from rootless.errors import StoreError
 
 SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp", "owners")
-SCHEMA_VERSION = 8  # of state.db (2: containers.finished, 3: images.removed,
-# 4: containers.labels, 5: volumes, 6: monitors, 7: layers.owners, 8: build_cache);
+SCHEMA_VERSION = 9  # of state.db (2: containers.finished, 3: images.removed,
+# 4: containers.labels, 5: volumes, 6: monitors, 7: layers.owners, 8: build_cache,
+# 9: networks, network_endpoints);
 # store/schema.py
 # creates and upgrades it
 

@@ -1,0 +1,196 @@
+"""User networks while containers run: names in /etc/hosts, connect and disconnect.
+
+Names: each container on a user network finds the others by name, alias and short id
+through its /etc/hosts (the issue allows this in place of an embedded DNS server): below
+a marker line, one line per running container that shares a network with it, its
+address on that network first. The section is rewritten whenever a member starts,
+stops, connects or disconnects, for every running member, under one lock per store so
+two rewrites never interleave. The file is a bind mount of the container's own copy:
+it is rewritten in place (written from offset 0, then truncated), never replaced,
+since a rename would leave the container on the old inode; a reader sees the old
+text, the new, or (for an instant) the new with the old's tail, never nothing.
+
+connect/disconnect of a running container act on its network namespace through the
+pause process (net/pause.py, net/bridge.py): only a container started on a user
+network has its user namespace inside the pause's, where a veth pair can reach it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from rootless.errors import RootlessError
+
+PEERS_MARK = "# containers on the same user networks (rootless)\n"
+LIVE_STATES = ("running", "paused")
+
+
+def refresh_hosts(store, network, starting: str = "", stopping: str = "") -> None:
+    """Rewrite the peers section of every running member of `network` (and of
+    `starting`, a member whose command has not run yet; without `stopping`, one that
+    is on its way out)."""
+    from rootless.engine.networks import endpoints_of_network
+
+    lock = os.open(os.path.join(str(store.dir), "networks.lock"),
+                   os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        live = _live_ids(store, starting, stopping)
+        for endpoint in endpoints_of_network(store, network.id):
+            if endpoint.container_id in live:
+                _write_peers(store, endpoint.container_id, _peer_lines(
+                    store, endpoint.container_id, live))
+    finally:
+        os.close(lock)
+
+
+def _live_ids(store, starting: str, stopping: str) -> set[str]:
+    rows = store.db.execute("SELECT id FROM containers WHERE state IN (?, ?)",
+                            LIVE_STATES).fetchall()
+    live = {r[0] for r in rows} | ({starting} if starting else set())
+    live.discard(stopping)
+    return live
+
+
+def _peer_lines(store, container_id: str, live: set[str]) -> list[str]:
+    """`IP<TAB>name aliases... shortid` of every live container that shares a network
+    with `container_id`, one line per shared network, in connection order."""
+    from rootless.engine.networks import endpoints_of_container, endpoints_of_network
+
+    names = dict(store.db.execute("SELECT id, name FROM containers").fetchall())
+    lines = []
+    for network, _ in endpoints_of_container(store, container_id):
+        for peer in endpoints_of_network(store, network.id):
+            if peer.container_id == container_id or peer.container_id not in live:
+                continue
+            words = [names.get(peer.container_id) or "", *peer.aliases,
+                     peer.container_id[:12]]
+            lines.append(f"{peer.ip}\t{' '.join(w for w in words if w)}")
+    return lines
+
+
+def _write_peers(store, container_id: str, lines: list[str]) -> None:
+    from rootless.engine.containers import container_path
+
+    cdir = container_path(store, container_id)
+    try:
+        dirfd = os.open(cdir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return  # removed meanwhile
+    try:
+        fd = os.open("hosts", os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dirfd)
+    except OSError:
+        os.close(dirfd)
+        return
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        text = os.pread(fd, 1 << 20, 0).decode(errors="replace")
+        head = text.split(PEERS_MARK, 1)[0]
+        if head and not head.endswith("\n"):
+            head += "\n"
+        data = (head + PEERS_MARK + "".join(line + "\n" for line in lines)).encode()
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+        os.close(dirfd)
+
+
+# -- connect and disconnect of a running container ---------------------------------------
+
+
+def _running_namespaces(store, row):
+    """[pause hold, pause userns, hub netns, container netns] (descriptors) of a
+    running container on user networks; RootlessError otherwise."""
+    from rootless.engine.exec import spec_load
+    from rootless.engine.containers import container_path
+    from rootless.kernel.idmap import detect_maps
+    from rootless.kernel.procs import open_namespaces
+    from rootless.net import pause
+    from rootless.net.modes import mode_from_spec
+
+    name = row.record.name or row.record.id[:12]
+    spec = spec_load(os.path.join(container_path(store, row.record.id), "config.json"))
+    mode = mode_from_spec(spec or {})
+    if mode is None or mode.mode != "user":
+        raise RootlessError(f"container {name} was not started on a user network: its "
+                            "network namespace cannot reach one while it runs (stop it, "
+                            "connect it, start it)")
+    maps = detect_maps(0, 0)
+    hold = pause.hold(maps)
+    try:
+        userns, hubns, _ = pause.namespaces(pause.ensure(maps))
+        try:
+            (netns,) = open_namespaces(row.pid, row.init_start, ("net",))
+        except BaseException:
+            os.close(userns)
+            os.close(hubns)
+            raise
+    except ProcessLookupError:
+        os.close(hold)
+        raise RootlessError(f"container {name} is not running") from None
+    except BaseException:
+        os.close(hold)
+        raise
+    return [hold, userns, hubns, netns]
+
+
+def connect_running(store, row, network, endpoint) -> None:
+    """Give the running container `row` an interface on `network` now."""
+    from rootless.engine.containers import container_path
+    from rootless.engine.network_run import (attachment_for, read_interfaces,
+                                             write_interfaces)
+    from rootless.net.bridge import attach
+
+    fds = _running_namespaces(store, row)
+    _, userns, hubns, netns = fds
+    try:
+        dirfd = os.open(container_path(store, row.record.id),
+                        os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            interfaces = read_interfaces(dirfd)
+            ifname = _free_ifname(names[0] for names in interfaces.values())
+            veth = attach(userns, hubns, netns, attachment_for(network, endpoint, ifname))
+            interfaces[network.id] = [ifname, veth]
+            write_interfaces(dirfd, interfaces)
+        finally:
+            os.close(dirfd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _free_ifname(taken) -> str:
+    taken = set(taken)
+    return next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
+
+
+def disconnect_running(store, row, network, endpoint) -> None:
+    """Remove the running container's interface on `network` (its hub end goes with
+    it: the link is cut at once)."""
+    from rootless.engine.containers import container_path
+    from rootless.engine.network_run import read_interfaces, write_interfaces
+    from rootless.net.bridge import detach
+
+    fds = _running_namespaces(store, row)
+    _, userns, hubns, netns = fds
+    try:
+        dirfd = os.open(container_path(store, row.record.id),
+                        os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            interfaces = read_interfaces(dirfd)
+            names = interfaces.pop(network.id, None)
+            if names is not None:
+                detach(userns, netns, names[0], hub_netns_fd=hubns, veth=names[1],
+                       network=network.name)
+                write_interfaces(dirfd, interfaces)
+        finally:
+            os.close(dirfd)
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -1,0 +1,164 @@
+"""A container's networks for one run, in its monitor: user networks and container:NAME.
+
+User networks (net/pause.py has the design): before the start, hold the store's pause
+process (starting it if need be) and nest the container's user namespace inside its
+(runtime/process.Joins); once the init's network namespace exists (the monitor's
+on_init, before the command runs), give it one interface per network on that network's
+bridge in the hub (net/bridge.py), then write its /etc/hosts and its peers' (network_live),
+then start the slirp helper for the way out, unless every network is --internal.
+
+container:NAME: enter the user and network namespaces of NAME's init (pid and start
+time from the store, checked after the files are open), so a reused pid never leads
+into another process's namespaces; docker's error when NAME is not running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from rootless.errors import RootlessError
+
+# {network id: [its interface in the container, the pair's end in the hub]}: disconnect
+# deletes the hub's end, which the container cannot rename
+INTERFACES_FILE = "interfaces.json"
+
+
+def bridge_name(network_id: str) -> str:
+    """docker's name for a user network's bridge: br- and 12 hex (IFNAMSIZ: 15)."""
+    return "br-" + network_id[:12]
+
+
+def attachment_for(network, endpoint, ifname: str):
+    from rootless.net.bridge import Attachment
+
+    prefix = int(network.subnet.partition("/")[2])
+    return Attachment(bridge=bridge_name(network.id), gateway=network.gateway,
+                      prefixlen=prefix, ifname=ifname, address=endpoint.ip,
+                      network=network.name)
+
+
+def write_interfaces(dirfd: int, interfaces: dict[str, list[str]]) -> None:
+    tmp = f"{INTERFACES_FILE}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600, dir_fd=dirfd)
+    try:
+        os.write(fd, json.dumps(interfaces).encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, INTERFACES_FILE, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+
+
+def read_interfaces(dirfd: int) -> dict[str, list[str]]:
+    try:
+        fd = os.open(INTERFACES_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=dirfd)
+    except OSError:
+        return {}
+    try:
+        data = json.loads(os.read(fd, 1 << 16) or b"{}")
+    except ValueError:
+        return {}
+    finally:
+        os.close(fd)
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, list)
+            and len(v) == 2 and all(isinstance(name, str) for name in v)}
+
+
+class UserNetworkRun:
+    """The pause hold and namespaces of one run of a container on user networks."""
+
+    def __init__(self, store, container_id: str, dirfd: int) -> None:
+        from rootless.kernel.idmap import detect_maps
+        from rootless.net import pause
+
+        self.store, self.id, self.dirfd = store, container_id, dirfd
+        maps = detect_maps(0, 0)
+        self.hold = pause.hold(maps)
+        try:
+            found = pause.ensure(maps)
+            self.userns, self.hubns, self.maps = pause.namespaces(found)
+        except BaseException:
+            os.close(self.hold)
+            raise
+        self.networks: list = []
+
+    def joins(self):
+        from rootless.runtime.process import Joins
+
+        return Joins(userns=self.userns, nest=True, parent_maps=self.maps)
+
+    def attach(self, netns_fd: int) -> bool:
+        """Connect the container's network namespace to each of its networks; True if
+        one of them leads out (not --internal)."""
+        from rootless.engine.network_live import refresh_hosts
+        from rootless.engine.networks import endpoints_of_container
+        from rootless.net.bridge import attach
+
+        endpoints = endpoints_of_container(self.store, self.id)
+        interfaces = {}
+        for index, (network, endpoint) in enumerate(endpoints):
+            ifname = f"eth{index}"
+            veth = attach(self.userns, self.hubns, netns_fd,
+                          attachment_for(network, endpoint, ifname))
+            interfaces[network.id] = [ifname, veth]
+        write_interfaces(self.dirfd, interfaces)
+        self.networks = [network for network, _ in endpoints]
+        for network in self.networks:  # its own file before its command runs
+            try:
+                refresh_hosts(self.store, network, starting=self.id)
+            except (OSError, RootlessError):  # names are a convenience; the link is up
+                pass
+        return any(not network.internal for network in self.networks)
+
+    def announce(self) -> None:
+        """Once it is recorded running: every member's hosts file again, for peers
+        that started at the same time (each saw the others not running yet)."""
+        from rootless.engine.network_live import refresh_hosts
+
+        for network in self.networks:
+            try:
+                refresh_hosts(self.store, network)
+            except (OSError, RootlessError):
+                pass
+
+    def release(self) -> None:
+        """After the run: its peers forget it; the pause may go once no run holds it."""
+        from rootless.engine.network_live import refresh_hosts
+
+        for network in self.networks:
+            try:
+                refresh_hosts(self.store, network, stopping=self.id)
+            except (OSError, RootlessError):
+                pass
+        self.networks = []
+        for fd in (self.userns, self.hubns, self.hold):
+            if fd is not None:
+                os.close(fd)
+        self.userns = self.hubns = self.hold = None
+
+
+def container_joins(store, spec_mode):
+    """Joins of --network container:NAME: NAME's user and network namespaces."""
+    from rootless.engine.containers import container_row
+    from rootless.kernel.procs import alive_as, open_user_namespaces
+    from rootless.runtime.process import Joins
+
+    row = container_row(store, spec_mode.name)
+    if row is None:
+        raise RootlessError(f"cannot join network of a non running container: "
+                            f"{spec_mode.name[:12]} (it was removed)")
+    name = row.record.name or row.record.id[:12]
+    if row.pid is None or not alive_as(row.pid, row.init_start):
+        raise RootlessError(f"cannot join network of a non running container: {name}")
+    try:
+        (user, net), maps = open_user_namespaces(row.pid, row.init_start, ("net",))
+    except ProcessLookupError:
+        raise RootlessError(f"cannot join network of a non running container: "
+                            f"{name}") from None
+    except OSError as e:
+        raise RootlessError(f"cannot join the network of container {name}: "
+                            f"{os.strerror(e.errno).lower()}") from None
+    return Joins(userns=user, nest=True, netns=net, parent_maps=maps)
