@@ -137,6 +137,30 @@ def test_disconnect_cuts_the_link_and_connect_restores_it(rootless, busybox):
     assert addr.rsplit(".", 1)[0] + "." not in links, links
 
 
+def test_a_stopped_slirp_container_connected_starts_on_the_network(rootless, busybox):
+    ok(rootless("network", "create", "n1"))
+    addr = serve(rootless, busybox, "web", "n1")
+    ok(rootless("create", "--name", "late", busybox, "sh", "-c",
+                "ip route; " + HTTP_GET.format(addr="web")))
+    ok(rootless("network", "connect", "n1", "late"))
+    out = ""
+    for _ in range(40):  # the server may still be starting
+        result = rootless("start", "-a", "late")
+        out = result.stdout
+        if result.returncode == 0:
+            break
+        time.sleep(0.1)
+    assert "hello-from-web" in out and "default" in out, out  # and its way out
+    assert addr
+
+
+def test_running_slirp_container_cannot_be_connected(rootless, busybox):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("run", "-d", "--name", "plain", busybox, "sleep", "300"))
+    assert_error(rootless("network", "connect", "n1", "plain"), 1,
+                 "was not started on a user network")
+
+
 def test_internal_network_has_no_way_out(rootless, busybox):
     ok(rootless("network", "create", "--internal", "inner"))
     ok(rootless("network", "create", "outer"))

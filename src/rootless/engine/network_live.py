@@ -194,3 +194,33 @@ def disconnect_running(store, row, network, endpoint) -> None:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def adopt_user_networks(store, container_id: str, network) -> None:
+    """A stopped slirp container connected to a user network becomes a user network
+    container (its slirp helper its way out, as docker keeps a container's default
+    bridge beside the networks it joins): its spec's network mode says so, written
+    atomically, its mtime kept (the start time `inspect` reads from it)."""
+    import json
+
+    from rootless.engine.container_inspect import spec_read
+    from rootless.engine.containers import container_path
+    from rootless.net.modes import NETWORK_ANNOTATION, NetworkMode, mode_from_spec
+
+    path = os.path.join(container_path(store, container_id), "config.json")
+    spec, mtime = spec_read(path)
+    mode = mode_from_spec(spec)
+    if mode is None or mode.mode != "slirp":
+        return
+    spec["annotations"][NETWORK_ANNOTATION] = NetworkMode(
+        "user", mode.helper, name=network.name).annotation()
+    tmp = path + ".connect.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        os.write(fd, json.dumps(spec, separators=(",", ":")).encode())
+    finally:
+        os.close(fd)
+    if mtime is not None:
+        os.utime(tmp, (mtime, mtime))
+    os.replace(tmp, path)

@@ -499,12 +499,14 @@ def network_connect(store, network_ref: str, container_ref: str,
     from rootless.engine import network_live
 
     endpoint = endpoint_add(store, network, row.record.id, aliases)
-    if running:
-        try:
+    try:
+        if running:
             network_live.connect_running(store, row, network, endpoint)
-        except BaseException:
-            endpoint_remove(store, network.id, row.record.id)
-            raise
+        else:
+            network_live.adopt_user_networks(store, row.record.id, network)
+    except BaseException:
+        endpoint_remove(store, network.id, row.record.id)
+        raise
     network_live.refresh_hosts(store, network)
     return endpoint
 
