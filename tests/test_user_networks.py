@@ -106,6 +106,15 @@ def test_containers_started_together_all_list_each_other(rootless, busybox):
         assert listed == set(names) - {name}, (name, hosts)
 
 
+def test_renamed_peer_is_found_by_its_new_name(rootless, busybox):
+    ok(rootless("network", "create", "n1"))
+    serve(rootless, busybox, "web", "n1")
+    ok(rootless("run", "-d", "--name", "peer", "--network", "n1", busybox, "sleep", "300"))
+    ok(rootless("rename", "web", "site"))
+    assert ok(rootless("exec", "peer", "sh", "-c", HTTP_GET.format(addr="site"))) == \
+        "hello-from-web\n"
+
+
 def test_container_on_another_network_cannot_reach(rootless, busybox):
     ok(rootless("network", "create", "n1"))
     ok(rootless("network", "create", "n2"))

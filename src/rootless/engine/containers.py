@@ -198,6 +198,19 @@ def container_rename(store, ref: str, new_name: str) -> None:
             store.db.execute("UPDATE containers SET name=? WHERE id=?", (name, record.id))
     except sqlite3.IntegrityError:
         raise name_in_use(name, _owner_of(store, name)) from None
+    _rename_on_networks(store, record.id)
+
+
+def _rename_on_networks(store, container_id: str) -> None:
+    """Its peers on user networks find it by its new name (their /etc/hosts)."""
+    from rootless.engine.networks import endpoints_of_container
+
+    networks = [network for network, _ in endpoints_of_container(store, container_id)]
+    if networks:
+        from rootless.engine.network_live import refresh_hosts
+
+        for network in networks:
+            refresh_hosts(store, network)
 
 
 def container_set_state(store, container_id: str, state: str, pid: int | None = None,
