@@ -17,6 +17,7 @@ network has its user namespace inside the pause's, where a veth pair can reach i
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 
@@ -140,24 +141,20 @@ def _running_namespaces(store, row):
     return [hold, userns, hubns, netns]
 
 
-def connect_running(store, row, network, endpoint) -> None:
-    """Give the running container `row` an interface on `network` now."""
+@contextlib.contextmanager
+def _interfaces_of(store, row):
+    """(pause userns, hub netns, container netns, the container's interfaces record, a
+    function that writes it back) of a running container on user networks."""
     from rootless.engine.containers import container_path
-    from rootless.engine.network_run import (attachment_for, read_interfaces,
-                                             write_interfaces)
-    from rootless.net.bridge import attach
+    from rootless.engine.network_run import read_interfaces, write_interfaces
 
     fds = _running_namespaces(store, row)
-    _, userns, hubns, netns = fds
     try:
         dirfd = os.open(container_path(store, row.record.id),
                         os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             interfaces = read_interfaces(dirfd)
-            ifname = _free_ifname(names[0] for names in interfaces.values())
-            veth = attach(userns, hubns, netns, attachment_for(network, endpoint, ifname))
-            interfaces[network.id] = [ifname, veth]
-            write_interfaces(dirfd, interfaces)
+            yield (*fds[1:], interfaces, lambda: write_interfaces(dirfd, interfaces))
         finally:
             os.close(dirfd)
     finally:
@@ -165,35 +162,30 @@ def connect_running(store, row, network, endpoint) -> None:
             os.close(fd)
 
 
-def _free_ifname(taken) -> str:
-    taken = set(taken)
-    return next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
+def connect_running(store, row, network, endpoint) -> None:
+    """Give the running container `row` an interface on `network` now."""
+    from rootless.engine.network_run import attachment_for
+    from rootless.net.bridge import attach
+
+    with _interfaces_of(store, row) as (userns, hubns, netns, interfaces, save):
+        taken = {names[0] for names in interfaces.values()}
+        ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
+        veth = attach(userns, hubns, netns, attachment_for(network, endpoint, ifname))
+        interfaces[network.id] = [ifname, veth]
+        save()
 
 
 def disconnect_running(store, row, network, endpoint) -> None:
     """Remove the running container's interface on `network` (its hub end goes with
     it: the link is cut at once)."""
-    from rootless.engine.containers import container_path
-    from rootless.engine.network_run import read_interfaces, write_interfaces
     from rootless.net.bridge import detach
 
-    fds = _running_namespaces(store, row)
-    _, userns, hubns, netns = fds
-    try:
-        dirfd = os.open(container_path(store, row.record.id),
-                        os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            interfaces = read_interfaces(dirfd)
-            names = interfaces.pop(network.id, None)
-            if names is not None:
-                detach(userns, netns, names[0], hub_netns_fd=hubns, veth=names[1],
-                       network=network.name)
-                write_interfaces(dirfd, interfaces)
-        finally:
-            os.close(dirfd)
-    finally:
-        for fd in fds:
-            os.close(fd)
+    with _interfaces_of(store, row) as (userns, hubns, netns, interfaces, save):
+        names = interfaces.pop(network.id, None)
+        if names is not None:
+            detach(userns, netns, names[0], hub_netns_fd=hubns, veth=names[1],
+                   network=network.name)
+            save()
 
 
 def adopt_user_networks(store, container_id: str, network) -> None:

@@ -171,20 +171,12 @@ def open_namespaces(pid: int, started: int, names: tuple[str, ...]) -> list[int]
 
 def open_user_namespaces(pid: int, started: int, names: tuple[str, ...]):
     """open_namespaces(pid, started, ("user", *names)), and the maps of that user
-    namespace as we see them (kernel/idmap.read_maps), read while the descriptors are
-    held and checked to be the same process's after: (fds, maps)."""
+    namespace as we see them (kernel/idmap.read_maps), read first: open_namespaces's
+    check of the start time after opening covers both. (fds, maps)."""
     from rootless.kernel.idmap import read_maps
 
-    fds = open_namespaces(pid, started, ("user", *names))
     try:
-        try:
-            maps = read_maps(pid)
-        except (OSError, ValueError, TypeError):
-            raise ProcessLookupError(pid) from None
-        if not alive_as(pid, started):
-            raise ProcessLookupError(pid)
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return fds, maps
+        maps = read_maps(pid)
+    except (OSError, ValueError, TypeError):
+        raise ProcessLookupError(pid) from None
+    return open_namespaces(pid, started, ("user", *names)), maps
