@@ -373,8 +373,11 @@ def network_settings(mode: str, spec: dict | None = None,
     container on one has its own namespace, not "none")."""
     from rootless.engine.container_defaults import endpoint_defaults, network_defaults
 
-    networks = {mode: endpoint_defaults()} if mode and not (user_networks and
-                                                            mode == "none") else {}
+    # the built-in modes' own entry (docker's "host", "none", "bridge"); a user
+    # network's entries are its endpoints alone (none after its last disconnect), and
+    # container:NAME has none of its own
+    builtin = mode in ("host", "slirp") or (mode == "none" and not user_networks)
+    networks = {mode: endpoint_defaults()} if builtin else {}
     networks.update(user_networks or {})
     return {**network_defaults(), "Networks": networks, "Ports": _ports(spec or {})}
 
