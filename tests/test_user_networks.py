@@ -245,6 +245,18 @@ def test_container_mode_shares_the_network_namespace(rootless, busybox, network)
     assert ok(result) == "hello-from-web\n"
 
 
+def test_exec_in_a_container_mode_container_is_in_the_joined_network(rootless, busybox):
+    ok(rootless("run", "-d", "--name", "owner", "--network", "none", busybox, "sleep", "300"))
+    ok(rootless("run", "-d", "--name", "guest", "--network", "container:owner", busybox,
+                "sleep", "300"))
+    owner = ok(rootless("exec", "owner", "cat", "/proc/net/dev"))
+    guest = ok(rootless("exec", "guest", "cat", "/proc/net/dev"))
+    names = [line.split(":")[0].strip() for line in guest.splitlines()[2:]]
+    assert names == ["lo"], guest  # owner's: loopback only, not the host's interfaces
+    assert [line.split(":")[0] for line in owner.splitlines()[2:]] == \
+        [line.split(":")[0] for line in guest.splitlines()[2:]]
+
+
 def test_container_mode_takes_the_joined_hostname(rootless, busybox):
     ok(rootless("run", "-d", "--name", "web", "--hostname", "webhost", "--network",
                 "none", busybox, "sleep", "300"))

@@ -70,7 +70,8 @@ def exec_start(store, container_id: str, argv: list[str] | tuple[str, ...],
     fakeroot, monitor = exec_fakeroot(store, container_id, not maps.use_helpers,
                                       not spec["linux"].get("seccomp"))
     try:
-        plan = build_exec_plan(spec, process, not maps.use_helpers, pid, start, fakeroot)
+        plan = build_exec_plan(spec, process, not maps.use_helpers, pid, start, fakeroot,
+                               _joined_network(spec))
         if debug:
             import sys
 
@@ -82,6 +83,20 @@ def exec_start(store, container_id: str, argv: list[str] | tuple[str, ...],
         if monitor is not None:
             monitor.close()
     return started
+
+
+def _joined_network(spec: dict) -> int:
+    """CLONE_NEWNET for a container:NAME container, whose init entered NAME's network
+    namespace at its start (engine/network_run.py; its spec lists none of its own): an
+    exec'd process must enter it too, never stay in the host's."""
+    # net/modes.NETWORK_ANNOTATION: host and none import nothing more
+    if "run.rootless.network" not in (spec.get("annotations") or {}):
+        return 0
+    from rootless.kernel import constants as k
+    from rootless.net.modes import mode_from_spec
+
+    mode = mode_from_spec(spec)
+    return k.CLONE_NEWNET if mode is not None and mode.mode == "container" else 0
 
 
 def exec_fakeroot(store, container_id: str, single_id: bool, unconfined: bool):

@@ -266,14 +266,15 @@ def build_plan(spec: dict, single_id: bool, fakeroot: str = "") -> Plan:
 
 
 def build_exec_plan(spec: dict, process: dict, single_id: bool, init_pid: int,
-                    init_start: int, fakeroot: str = "") -> Plan:
+                    init_start: int, fakeroot: str = "", joined: int = 0) -> Plan:
     """A process joining the running container `spec` describes (exec): the namespaces
     of its init entered instead of made, and no mounts, masks or pivot, since the joined
     mount namespace already has them and its root is the container's (setns(2): joining
     a mount namespace moves the caller's root and cwd there); then `process` (an OCI
     process, as runc's `exec --process`) gets the same steps and seccomp filter as
-    run's own."""
-    flags = k.CLONE_NEWUSER
+    run's own. `joined`: CLONE_NEW* flags of namespaces the init entered at its start
+    that the spec does not list (the engine's container:NAME network)."""
+    flags = k.CLONE_NEWUSER | joined
     for ns in spec.get("linux", {}).get("namespaces", []):
         flags |= NAMESPACE_FLAGS.get(ns.get("type"), 0)  # a path's too: init joined it
     steps: list[object] = [JoinCgroup(init_pid, init_start),
