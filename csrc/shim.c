@@ -6,6 +6,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -153,6 +154,16 @@ int rl_capset(const uint32_t *effective, const uint32_t *permitted,
 int rl_close_range(unsigned int first, unsigned int last, unsigned int flags)
 {
     return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+int rl_inotify_init1(int flags)
+{
+    return inotify_init1(flags);
+}
+
+int rl_inotify_add_watch(int fd, const char *path, unsigned int mask)
+{
+    return inotify_add_watch(fd, path, mask);
 }
 
 /* statfs(2)'s f_type of the filesystem `fd` (an O_PATH one will do) is on, or -1 with

@@ -27,6 +27,9 @@ int rl_capget(uint32_t pid, uint32_t *effective, uint32_t *permitted,
 int rl_capset(const uint32_t *effective, const uint32_t *permitted,
               const uint32_t *inheritable);
 int rl_close_range(unsigned int first, unsigned int last, unsigned int flags);
+/* inotify(7): the FUSE overlay's watch of the fakeroot's credentials table */
+int rl_inotify_init1(int flags);
+int rl_inotify_add_watch(int fd, const char *path, unsigned int mask);
 long rl_fstatfs_type(int fd);
 int rl_sethostname(const char *name, size_t len);
 int rl_socket(int domain, int type, int protocol);

@@ -90,6 +90,8 @@ r fsync "$($P fsync /fs1) $(cat /fs1)"
 touch /x1; r xattr_set "$($P setx /x1 user.test hello) $($P getx /x1 user.test)"
 r xattr_list "$($P listx /x1)"
 r xattr_remove "$($P rmx /x1 user.test) $($P getx /x1 user.test)"
+echo w > /x2
+r xattr_set_after_a_miss "$($P getx /x2 user.t) $($P setx /x2 user.t v) $($P getx /x2 user.t)"
 B=/bin/busybox
 r xattr_copies_up "$($P setx $B user.a b) $($P getx $B user.a) $($B true && echo runs)"
 mkfifo /ff; r fifo "$(stat -c %F /ff)"
@@ -350,6 +352,12 @@ def test_xattr_list_shows_the_users_own(posix):
 
 def test_xattr_remove(posix):
     assert posix["xattr_remove"] == "ok ENODATA"
+
+
+def test_xattr_set_after_a_lookup_that_found_none_shows(posix):
+    # the FUSE server answers absent names from the names it last read (the kernel
+    # asks for security.capability at every write): a set must make it read again
+    assert posix["xattr_set_after_a_miss"] == "ENODATA ok v"
 
 
 def test_xattr_on_an_image_file_copies_it_up(posix):

@@ -58,3 +58,41 @@ def test_faked_non_root_is_checked_as_that_user():
     assert allowed(root_file, 0o100000, Creds(0, 0), 2)
     assert not allowed(root_file, 0o100000, Creds(42, 42), 2)
     assert allowed((42, 42, 0o700), 0o040000, Creds(42, 42), 7)
+
+
+def _ready(fd: int) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def test_with_a_watch_a_table_published_later_is_seen_after_its_event(tmp_path, source):
+    me = os.getpid()
+    creds = FakerootCreds(str(tmp_path), me)
+    source(creds)
+    assert creds.watch_changes() >= 0
+    assert request_creds(me, 0, 0) == Creds(0, 0)  # no table yet
+    faked = [[0, 42, 42, 42], [0, 42, 42, 42], []]
+    # the monitor's way (fakeroot_procs.save): a temporary, renamed over the table
+    (tmp_path / "next.json").write_text(json.dumps(
+        {"pidns": None, "threads": {str(me): [start_time(me), faked, me]}}))
+    os.replace(tmp_path / "next.json", tmp_path / CREDS_FILE)
+    assert _ready(creds.watch)  # queued within rename(2), before the next request
+    creds.changed()
+    assert not _ready(creds.watch)
+    assert request_creds(me, 0, 0) == Creds(42, 42)
+
+
+def test_with_a_watch_no_request_stats_the_table_until_an_event(tmp_path, source,
+                                                               monkeypatch):
+    me = os.getpid()
+    creds = FakerootCreds(str(tmp_path), me)
+    source(creds)
+    creds.watch_changes()
+    request_creds(me, 0, 0)  # the first ask reads it
+
+    def no_stat(*args, **kwargs):
+        raise AssertionError("stat(2) of the table without an event")
+
+    monkeypatch.setattr(os, "stat", no_stat)
+    assert request_creds(me, 0, 0) == Creds(0, 0)

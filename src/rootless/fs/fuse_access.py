@@ -58,7 +58,14 @@ class FakerootCreds:
     FUSE reports pids of the container's pid namespace, in which the init mounted the
     overlay, so threads are looked up through the container's own /proc, reached from
     the host as /proc/INIT/root/proc. The file is read again only when it changes, and
-    not at all while there is none (no thread ever asked for other ids)."""
+    not at all while there is none (no thread ever asked for other ids).
+
+    Whether it changed: the monitor publishes it by rename (fakeroot_procs.save) before
+    it answers the call that changed a thread's ids, so an inotify watch on the
+    container's directory has the event queued before that thread's next request
+    reaches us; the server's wait polls the watch with the FUSE device (`watch`,
+    `changed`) and the table is looked at again only after an event, instead of a
+    stat(2) at every request. Without inotify, the stat at every request stands."""
 
     def __init__(self, container_dir: str, init_pid: int) -> None:
         from rootless.runtime.fakeroot_procs import CREDS_FILE
@@ -68,20 +75,46 @@ class FakerootCreds:
         self.proc = f"/proc/{init_pid}/root/proc"
         self.table = None
         self.version: tuple[int, int, int] | None = None
+        self.watch = -1  # the inotify descriptor, once the server's wait polls it
+        self.stale = True
+
+    def watch_changes(self) -> int:
+        """An inotify descriptor for the server's wait to poll (call `changed` when it
+        is readable), or -1: every request then stats the table."""
+        from rootless.kernel import inotify
+
+        try:
+            self.watch = inotify.watch_names(self.dir)
+        except OSError:
+            self.watch = -1
+        return self.watch
+
+    def changed(self) -> None:
+        from rootless.kernel import inotify
+
+        inotify.drain(self.watch)
+        self.stale = True
 
     def __call__(self, pid: int, uid: int, gid: int) -> Creds | None:
         import os
 
+        if self.watch >= 0 and not self.stale:
+            return self._lookup(pid)
+        self.stale = False  # before the stat: an event meanwhile marks it again
         try:
             st = os.stat(self.path)
         except OSError:
+            self.table, self.version = None, None
             return None
         version = (st.st_ino, st.st_mtime_ns, st.st_size)
         if version != self.version:
             from rootless.runtime.fakeroot_procs import ProcTable
 
             self.table, self.version = ProcTable.load(self.dir, self.proc), version
-        if not self.table.entries:
+        return self._lookup(pid)
+
+    def _lookup(self, pid: int) -> Creds | None:
+        if self.table is None or not self.table.entries:
             return None
         found = self.table.lookup(pid)  # remembers inherited ones until the next load
         if found is None or found[1] is None:

@@ -31,6 +31,7 @@ import os
 import stat
 
 from rootless.fs.fuse_layers import UPPER, Entry, Layers, Listing, join
+from rootless.kernel.override import OVERRIDE_XATTR
 
 ROOT_INODE = 1  # pyfuse3.ROOT_INODE, FUSE_ROOT_ID
 
@@ -38,7 +39,7 @@ ROOT_INODE = 1  # pyfuse3.ROOT_INODE, FUSE_ROOT_ID
 class Node:
     __slots__ = ("ino", "parent", "name", "layer", "dirs", "st", "record", "lookups",
                  "listing", "aliases", "orphan", "handles", "key", "gone", "told",
-                 "children")
+                 "children", "xnames")
 
     def __init__(self, ino: int, parent: Node | None, name: str, layer: int,
                  st: os.stat_result, dirs: tuple[int, ...] = ()) -> None:
@@ -60,6 +61,9 @@ class Node:
         # file into a device is shown by a new node (OverlayOps._retype)
         self.told = 0
         self.children: dict[str, Node] = {}  # a directory's known nodes, by name
+        # the names of its xattrs, once asked (Nodes.xattr): only this server changes
+        # them while mounted, and each change forgets them (Nodes.xattrs_changed)
+        self.xnames: frozenset[str] | None = None
 
     @property
     def is_dir(self) -> bool:
@@ -140,6 +144,9 @@ class Nodes:
         return self.layers.at(node.layer, node.rel()), False
 
     def xattr(self, node: Node, name: str) -> bytes | None:
+        """The value of xattr `name`, or None. The kernel asks for security.capability
+        before every write(2) and chown (file_remove_privs, for the capabilities a write
+        must drop), so a name the node lacks is answered from its cached names."""
         if node.orphan >= 0 or node.gone:
             path, follow = self.path(node)
             try:
@@ -148,7 +155,20 @@ class Nodes:
                 if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EPERM):
                     raise
                 return None
+        names = node.xnames
+        if names is None:
+            names = node.xnames = frozenset(self.layers.xattr_names(node.layer, node.rel()))
+        if name not in names:
+            return None
         return self.layers.xattr(node.layer, node.rel(), name)
+
+    def xattrs_changed(self, node: Node) -> None:
+        """An xattr of the node's entry was set or removed: ask the disk next time (and
+        for the node now indexed by the same entry, if a retype made another)."""
+        node.xnames = None
+        other = self.by_key.get(node.key)
+        if other is not None:
+            other.xnames = None
 
     def xattr_names(self, node: Node) -> list[str]:
         if node.orphan >= 0 or node.gone:
@@ -180,9 +200,13 @@ class Nodes:
             return node
         return self.node_for(parent, name, entry)
 
-    def node_for(self, parent: Node, name: str, entry: Entry) -> Node:
+    def node_for(self, parent: Node, name: str, entry: Entry,
+                 st: os.stat_result | None = None, fresh: bool = False) -> Node:
+        """`fresh`: an entry this server just made in upper/ (no record yet), whose
+        attributes `st` may already hold (an fstat of its descriptor)."""
         rel = join(parent.rel(), name)
-        st = self.layers.lstat(entry.layer, rel)
+        if st is None:
+            st = self.layers.lstat(entry.layer, rel)
         node = self.by_key.get((entry.layer, st.st_ino))
         if node is not None and node.orphan < 0:
             if (node.parent, node.name) != (parent, name):
@@ -194,8 +218,12 @@ class Nodes:
         dirs = self.layers.merge_chain(rel, entry.dirs) if entry.dirs else ()
         node = Node(self.next_ino, parent, name, entry.layer, st, dirs)
         self.next_ino += 1
-        node.record = self.layers.record(entry.layer, rel) if not stat.S_ISLNK(
-            st.st_mode) else None
+        if not fresh and not stat.S_ISLNK(st.st_mode):
+            # the names first (no exception where there is no record, the common case;
+            # they answer the kernel's security.capability questions later)
+            node.xnames = frozenset(self.layers.xattr_names(entry.layer, rel))
+            if OVERRIDE_XATTR in node.xnames:
+                node.record = self.layers.record(entry.layer, rel)
         self.by_ino[node.ino] = node
         self.by_key[node.key] = node
         parent.children[name] = node
@@ -220,6 +248,7 @@ class Nodes:
             del self.by_key[node.key]
         node.layer, node.st = layer, st
         node.key = (layer, st.st_ino)
+        node.xnames = None  # the copy's: overlayfs's own and refused ones are not copied
         self.by_key[node.key] = node
 
     # ---- names ----

@@ -12,10 +12,11 @@ which updates its caches); the page cache is kept across opens (keep_cache) and
 written back in large requests (writeback cache, libfuse's 1 MiB max_write); readdir
 answers with attributes (readdirplus), so `find` and `ls -l` need no lookups; FLUSH is
 answered ENOSYS once, and the kernel sends no more; no direct_io, so mmap works. The
-server waits for requests in poll(2), not through trio (fs/fuse_server.py). What
-pyfuse3 cannot ask of the kernel: caching symlink targets (FUSE_CAP_CACHE_SYMLINKS)
-and directory listings (FOPEN_CACHE_DIR), which fuse-overlayfs does; so `find -ls`
-over a warm tree costs a READLINK per symlink and a READDIR per directory here.
+server waits for requests in poll(2), not through trio, and polls without sleeping
+during a burst of requests (fs/fuse_loop.py). What pyfuse3 cannot ask of the kernel:
+caching symlink targets (FUSE_CAP_CACHE_SYMLINKS) and directory listings
+(FOPEN_CACHE_DIR), which fuse-overlayfs does; so `find -ls` over a warm tree costs a
+READLINK per symlink and a READDIR per directory here.
 With the writeback cache the kernel owns O_APPEND and may read through a write-only
 open, so files are opened read-write and without O_APPEND here (libfuse's
 passthrough_ll does the same).
@@ -54,11 +55,13 @@ _TRACE = bool(os.environ.get("ROOTLESS_FUSE_TRACE"))
 
 
 def _errors(handler):
-    """OSError -> FUSEError(errno); anything else is a bug: EIO, not a dead server."""
+    """OSError -> FUSEError(errno); anything else is a bug: EIO, not a dead server.
+    The handlers are plain functions (none waits for anything): the wrapper is the
+    request's one coroutine, as pyfuse3 wants one."""
     @functools.wraps(handler)
     async def wrapper(*args):
         try:
-            return await handler(*args)
+            return handler(*args)
         except OSError as e:
             if _TRACE:
                 print(f"{handler.__name__}{args[1:3]}: {e!r}", file=sys.stderr, flush=True)
@@ -145,7 +148,7 @@ class OverlayOps(pyfuse3.Operations):
     # ---- lookups ----
 
     @_errors
-    async def lookup(self, parent_inode, name, ctx):
+    def lookup(self, parent_inode, name, ctx):
         parent = self.nodes.get(parent_inode)
         name = os.fsdecode(name)
         if name in (".", ".."):
@@ -165,36 +168,48 @@ class OverlayOps(pyfuse3.Operations):
             self.nodes.forget(ino, count)
 
     @_errors
-    async def getattr(self, inode, ctx):
+    def getattr(self, inode, ctx):
         node = self.nodes.get(inode)
         self.nodes.refresh(node)
         return self.attrs(node)
 
     @_errors
-    async def setattr(self, inode, attr, fields, fh, ctx):
+    def setattr(self, inode, attr, fields, fh, ctx):
         node, creds = self.nodes.get(inode), self._creds(ctx)
+        # each change reads the owner and mode the one before it left (a chown of a
+        # setuid file comes with the mode that drops the bit); none reads them again
+        changed = False
         if fields.update_size:
             self.tree.truncate(node, attr.st_size, fh, creds)
+            changed = True
         if fields.update_uid or fields.update_gid:
+            if changed:
+                self.nodes.refresh(node)
             self.tree.chown(node, attr.st_uid if fields.update_uid else None,
                             attr.st_gid if fields.update_gid else None, creds)
+            changed = True
         if fields.update_mode:
+            if changed:
+                self.nodes.refresh(node)
             self.tree.chmod(node, stat.S_IMODE(attr.st_mode), creds, outside=ctx.pid == 0)
+            changed = True
         if fields.update_atime or fields.update_mtime:
+            if changed:
+                self.nodes.refresh(node)
             self.tree.utimes(node, attr.st_atime_ns if fields.update_atime else None,
                              attr.st_mtime_ns if fields.update_mtime else None, creds)
         self.nodes.refresh(node)
         return self.attrs(node)
 
     @_errors
-    async def readlink(self, inode, ctx):
+    def readlink(self, inode, ctx):
         node = self.nodes.get(inode)
         if node.orphan >= 0:
             return os.fsencode(os.readlink("", dir_fd=node.orphan))
         return os.fsencode(os.readlink(node.rel(), dir_fd=self.layers.fds[node.layer]))
 
     @_errors
-    async def access(self, inode, mode, ctx):
+    def access(self, inode, mode, ctx):
         node = self.nodes.get(inode)
         if not self.checks:
             return True
@@ -202,7 +217,7 @@ class OverlayOps(pyfuse3.Operations):
                               mode & 7)
 
     @_errors
-    async def statfs(self, ctx):
+    def statfs(self, ctx):
         vfs = os.statvfs(self.layers.fds[UPPER])
         out = pyfuse3.StatvfsData()
         for name in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files",
@@ -213,7 +228,7 @@ class OverlayOps(pyfuse3.Operations):
     # ---- files ----
 
     @_errors
-    async def open(self, inode, flags, ctx):
+    def open(self, inode, flags, ctx):
         node = self.nodes.get(inode)
         want = access.open_wants(flags) | (access.X if flags & _FMODE_EXEC else 0)
         self._check(node, ctx, want)
@@ -235,7 +250,7 @@ class OverlayOps(pyfuse3.Operations):
         return fd
 
     @_errors
-    async def create(self, parent_inode, name, mode, flags, ctx):
+    def create(self, parent_inode, name, mode, flags, ctx):
         parent = self.nodes.get(parent_inode)
         node, fd = self.tree.create(parent, os.fsdecode(name), stat.S_IFREG, mode,
                                     self._creds(ctx))
@@ -244,22 +259,22 @@ class OverlayOps(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fd, keep_cache=True), self._entry(node)
 
     @_errors
-    async def read(self, fh, off, size):
+    def read(self, fh, off, size):
         return os.pread(fh, size, off)
 
     @_errors
-    async def write(self, fh, off, buf):
+    def write(self, fh, off, buf):
         return os.pwrite(fh, buf, off)
 
     # no flush handler: pyfuse3 answers ENOSYS, and the kernel then stops sending a
     # FLUSH at every close (fc->no_flush); it still writes back the dirty pages first
 
     @_errors
-    async def fsync(self, fh, datasync):
+    def fsync(self, fh, datasync):
         (os.fdatasync if datasync else os.fsync)(fh)
 
     @_errors
-    async def release(self, fh):
+    def release(self, fh):
         node = self.files.pop(fh, None)
         if node is not None:
             node.handles.discard(fh)
@@ -268,7 +283,7 @@ class OverlayOps(pyfuse3.Operations):
     # ---- directories ----
 
     @_errors
-    async def opendir(self, inode, ctx):
+    def opendir(self, inode, ctx):
         node = self.nodes.get(inode)
         self._check(node, ctx, access.R)
         names = list(self.nodes.listing(node).entries)
@@ -277,7 +292,7 @@ class OverlayOps(pyfuse3.Operations):
         return fh
 
     @_errors
-    async def readdir(self, fh, start_id, token):
+    def readdir(self, fh, start_id, token):
         """"." and ".." first (as every local filesystem lists them; no lookup count
         for those), then the merged entries; offsets are positions in the listing
         taken at opendir, so entries removed meanwhile are skipped, never repeated."""
@@ -302,7 +317,7 @@ class OverlayOps(pyfuse3.Operations):
         self.dirs.pop(fh, None)
 
     @_errors
-    async def fsyncdir(self, fh, datasync):
+    def fsyncdir(self, fh, datasync):
         node, _ = self.dirs[fh]
         if node.layer == UPPER:
             fd = self.layers.open(UPPER, node.rel(), os.O_RDONLY | os.O_DIRECTORY)
@@ -314,13 +329,13 @@ class OverlayOps(pyfuse3.Operations):
     # ---- the tree ----
 
     @_errors
-    async def mkdir(self, parent_inode, name, mode, ctx):
+    def mkdir(self, parent_inode, name, mode, ctx):
         node, _ = self.tree.create(self.nodes.get(parent_inode), os.fsdecode(name),
                                    stat.S_IFDIR, mode, self._creds(ctx))
         return self._entry(node)
 
     @_errors
-    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+    def mknod(self, parent_inode, name, mode, rdev, ctx):
         kind = stat.S_IFMT(mode) or stat.S_IFREG
         node, fd = self.tree.create(self.nodes.get(parent_inode), os.fsdecode(name), kind,
                                     mode, self._creds(ctx), rdev=rdev)
@@ -329,29 +344,29 @@ class OverlayOps(pyfuse3.Operations):
         return self._entry(node)
 
     @_errors
-    async def symlink(self, parent_inode, name, target, ctx):
+    def symlink(self, parent_inode, name, target, ctx):
         node, _ = self.tree.create(self.nodes.get(parent_inode), os.fsdecode(name),
                                    stat.S_IFLNK, 0o777, self._creds(ctx),
                                    target=os.fsdecode(target))
         return self._entry(node)
 
     @_errors
-    async def link(self, inode, new_parent_inode, new_name, ctx):
+    def link(self, inode, new_parent_inode, new_name, ctx):
         node = self.nodes.get(inode)
         self.tree.link(node, self.nodes.get(new_parent_inode), os.fsdecode(new_name),
                        self._creds(ctx))
         return self._entry(node)
 
     @_errors
-    async def unlink(self, parent_inode, name, ctx):
+    def unlink(self, parent_inode, name, ctx):
         self.tree.unlink(self.nodes.get(parent_inode), os.fsdecode(name), self._creds(ctx))
 
     @_errors
-    async def rmdir(self, parent_inode, name, ctx):
+    def rmdir(self, parent_inode, name, ctx):
         self.tree.rmdir(self.nodes.get(parent_inode), os.fsdecode(name), self._creds(ctx))
 
     @_errors
-    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags,
+    def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags,
                      ctx):
         self.tree.rename(self.nodes.get(parent_inode_old), os.fsdecode(name_old),
                          self.nodes.get(parent_inode_new), os.fsdecode(name_new), flags,
@@ -367,7 +382,7 @@ class OverlayOps(pyfuse3.Operations):
         return not (name == OVERRIDE_XATTR and ctx.pid == 0)
 
     @_errors
-    async def getxattr(self, inode, name, ctx):
+    def getxattr(self, inode, name, ctx):
         node, name = self.nodes.get(inode), os.fsdecode(name)
         if self._hidden(name, ctx):
             raise OSError(errno.ENODATA, "no such attribute")
@@ -377,13 +392,13 @@ class OverlayOps(pyfuse3.Operations):
         return value
 
     @_errors
-    async def listxattr(self, inode, ctx):
+    def listxattr(self, inode, ctx):
         node = self.nodes.get(inode)
         names = self.nodes.xattr_names(node)
         return [os.fsencode(n) for n in names if not self._hidden(n, ctx)]
 
     @_errors
-    async def setxattr(self, inode, name, value, ctx):
+    def setxattr(self, inode, name, value, ctx):
         node, name = self.nodes.get(inode), os.fsdecode(name)
         self._xattr_write_check(node, name, ctx)
         self.tree.upper.copy_up(node)
@@ -395,10 +410,13 @@ class OverlayOps(pyfuse3.Operations):
             self._recorded(node)
             return
         path, follow = self.nodes.path(node)
-        os.setxattr(path, name, value, follow_symlinks=follow)
+        try:
+            os.setxattr(path, name, value, follow_symlinks=follow)
+        finally:
+            self.nodes.xattrs_changed(node)
 
     @_errors
-    async def removexattr(self, inode, name, ctx):
+    def removexattr(self, inode, name, ctx):
         node, name = self.nodes.get(inode), os.fsdecode(name)
         self._xattr_write_check(node, name, ctx)
         if self.nodes.xattr(node, name) is None:
@@ -409,7 +427,10 @@ class OverlayOps(pyfuse3.Operations):
             self._recorded(node)
             return
         path, follow = self.nodes.path(node)
-        os.removexattr(path, name, follow_symlinks=follow)
+        try:
+            os.removexattr(path, name, follow_symlinks=follow)
+        finally:
+            self.nodes.xattrs_changed(node)
 
     def _recorded(self, node: Node) -> None:
         """A record written through the mount changes what the kernel shows, which it

@@ -10,7 +10,7 @@ descriptor (runtime/fuse_mount.py, the plan's MountFuse step), and hands it, wit
 descriptor of its user namespace, over a socket pair to this server, which serves it
 as "/dev/fd/N" (libfuse >= 3.3 takes that for an already mounted session).
 
-    monitor --fork--> server: imports pyfuse3 and trio (~100 ms) meanwhile
+    monitor --fork--> server: imports pyfuse3 (~15 ms; no trio: fs/fuse_loop.py)
        |                 |  <- [/dev/fuse, ns/user] over the socket pair
        +--> container init: mount(fd=N), send, wait for "R" (or "E..."/EOF: an error)
                          |  setns(user), opens the layers, "R", serves until unmounted
@@ -134,9 +134,9 @@ def _own_descriptors(sock: socket.socket, config: ServerConfig) -> int:
 
 def serve(channel: int, config: ServerConfig) -> int:
     """Receive the mounted session, set up, say "R", serve until unmounted."""
-    trio = _import_trio()  # the slow imports: while the container is being set up
-    import pyfuse3
+    from rootless.fs import fuse_loop
 
+    pyfuse3 = fuse_loop.import_pyfuse3()  # while the container is being set up
     import rootless.fs.fuse_ops  # noqa: F401
 
     sock = socket.socket(fileno=channel)
@@ -149,24 +149,27 @@ def serve(channel: int, config: ServerConfig) -> int:
             os.close(fd)
         return 0  # no container to serve: it failed before mounting
     fuse_fd, userns_fd = fds
+    also = None
     try:
         ops = _setup(userns_fd, config)
         if config.single_id and not config.trusted and init_pid > 0:
             from rootless.fs.fuse_access import FakerootCreds, set_creds_source
 
-            set_creds_source(FakerootCreds(os.path.dirname(config.upper), init_pid))
+            creds = FakerootCreds(os.path.dirname(config.upper), init_pid)
+            set_creds_source(creds)
+            if creds.watch_changes() >= 0:
+                also = (creds.watch, creds.changed)
         pyfuse3.init(ops, f"/dev/fd/{fuse_fd}", set())
     except BaseException as e:
         _send(sock, b"E" + f"{e}".encode(errors="replace")[:1000])
         raise
     _send(sock, b"R")
     ops.setup = sock  # open until the init execs (runtime/fuse_mount.py)
-    _wait_in_poll(pyfuse3, fuse_fd)
+    fuse_loop.install_wait(pyfuse3, fuse_fd, also)
     try:
         # one task: every handler runs to its end without awaiting anything, so a
-        # second reader would never get a request earlier; pyfuse3 would start and
-        # stop one per request (max_tasks=99), at a task's cost each time
-        trio.run(pyfuse3.main, 1, 1)
+        # second reader would never get a request earlier (fs/fuse_loop.py)
+        fuse_loop.run(pyfuse3)
     finally:
         pyfuse3.close(unmount=False)
     return 0
@@ -187,41 +190,6 @@ def _receive(sock: socket.socket) -> tuple[bytes, list[int], int]:
         elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
             pid = struct.unpack("iII", data[:12])[0]  # struct ucred
     return message, list(fds), pid
-
-
-def _import_trio():
-    """trio's import looks for libpthread with ctypes.util.find_library, only to name
-    its worker threads, and that runs `ldconfig -p` in a subprocess: 10-70 ms of every
-    container start here. The server starts no threads; the lookup is skipped."""
-    import ctypes.util
-
-    find = ctypes.util.find_library
-    ctypes.util.find_library = lambda name: None
-    try:
-        import trio
-    finally:
-        ctypes.util.find_library = find
-    return trio
-
-
-def _wait_in_poll(pyfuse3, fd: int) -> None:
-    """pyfuse3's loop waits for each request through trio (an epoll registration and a
-    pass of the scheduler: about half of a request's cost here). This server runs one
-    task and nothing else on its loop, so the wait is poll(2) itself, blocking; at the
-    unmount it reports POLLERR, and pyfuse3's read then ends the loop (ENODEV).
-    pyfuse3's loop looks the function up by name at each request (a module global)."""
-    import select
-
-    if not hasattr(pyfuse3, "_wait_fuse_readable"):
-        return  # another pyfuse3: its own wait stands
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-
-    async def wait_readable() -> bool:
-        poller.poll()
-        return True
-
-    pyfuse3._wait_fuse_readable = wait_readable
 
 
 def _setup(userns_fd: int, config: ServerConfig):

@@ -76,13 +76,15 @@ class Tree:
                          | os.O_CLOEXEC, disk, dir_fd=self.ufd)
         try:
             entry = Entry(UPPER, (UPPER,) if kind == stat.S_IFDIR else ())
-            node = self.nodes.node_for(parent, name, entry)
+            node = self.nodes.node_for(parent, name, entry,
+                                       os.fstat(fd) if fd >= 0 else None, fresh=True)
             self.upper.set_owner(node, uid, gid, mode, kind if device else 0,
                                  (os.major(rdev), os.minor(rdev)) if device else (0, 0),
                                  fresh=True)
             if kind == stat.S_IFDIR:
                 if name in listing.lower:  # the image had it: hide what it held
                     self.upper.set_opaque(rel)
+                    self.nodes.xattrs_changed(node)
                 node.listing = Listing({}, set())
         except BaseException:
             if fd >= 0:
@@ -246,6 +248,7 @@ class Tree:
         new_listing.entries[new_name] = Entry(UPPER, src.dirs if src.is_dir else ())
         if src.is_dir and new_name in new_listing.lower:
             self.upper.set_opaque(drel)
+            self.nodes.xattrs_changed(src)
         if (src.parent, src.name) == (parent, name):
             self.nodes.rename_node(src, new_parent, new_name)
         else:
@@ -318,8 +321,10 @@ class Tree:
             # them); failing that fails close(2) with EIO (apt's extended_states)
             return
         self.upper.copy_up(node)
-        st = self.nodes.refresh(node)
-        times = (st.st_atime_ns if atime is None else atime,
-                 st.st_mtime_ns if mtime is None else mtime)
+        if atime is None or mtime is None:  # os.utime sets both: keep the other's
+            st = self.nodes.refresh(node)
+            atime = st.st_atime_ns if atime is None else atime
+            mtime = st.st_mtime_ns if mtime is None else mtime
+        times = (atime, mtime)
         path, follow = self.nodes.path(node)
         os.utime(path, ns=times, follow_symlinks=follow)

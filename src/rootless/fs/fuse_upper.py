@@ -210,13 +210,15 @@ class Upper:
         record = None
         if (uid, gid) != default or disk != mode or kind:
             record = override_value(uid, gid, mode, device_kind(kind, dev))
-        if record is None and fresh:
-            if not self.single_id or stat.S_IMODE(st.st_mode) != disk:
+        # only a new entry's attributes are refreshed here: every other caller is a
+        # SETATTR, whose handler reads them once at its end (fs/fuse_ops.py)
+        if record is None and (fresh or node.record is None):  # none kept, none to drop
+            if fresh and (not self.single_id or stat.S_IMODE(st.st_mode) != disk):
                 self.nodes.refresh(node)
             return
-        self.write_record(node, record)
+        self.write_record(node, record, refresh=fresh)
 
-    def write_record(self, node: Node, value: str | None) -> None:
+    def write_record(self, node: Node, value: str | None, refresh: bool = True) -> None:
         from rootless.kernel.override import parse_override
 
         path, follow = self.nodes.path(node)
@@ -230,7 +232,9 @@ class Upper:
         else:
             os.setxattr(path, OVERRIDE_XATTR, value.encode(), follow_symlinks=follow)
             node.record = parse_override(value)
-        self.nodes.refresh(node)
+        self.nodes.xattrs_changed(node)
+        if refresh:
+            self.nodes.refresh(node)
 
 
 def _remove_temp(work: int, name: str) -> None:

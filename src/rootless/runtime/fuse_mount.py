@@ -45,7 +45,7 @@ import select
 from rootless.errors import RuntimeSetupError
 from rootless.kernel.syscalls import Syscalls
 
-WAIT_SECONDS = 60  # the server imports pyfuse3 and trio (~0.1 s), on a loaded machine more
+WAIT_SECONDS = 60  # the server imports pyfuse3 (~15 ms), on a loaded machine more
 
 
 def mount_fuse(sys: Syscalls, target: str, single_id: bool, channel: int) -> None:
