@@ -81,11 +81,9 @@ def monitor_main(root, go_r: int, report_w: int, client, attach, winsize) -> Non
 def _wait_for_container(go_r: int) -> str:
     """The runtime imported while the command creates the container, then its id; a
     closed pipe ends us quietly (SystemExit is not an exception the caller reports)."""
-    import rootless.engine.cgroups  # noqa: F401  what _start needs, loaded now
-    import rootless.engine.monitor_io  # noqa: F401
-    import rootless.runtime.fakeroot  # noqa: F401  single-id containers', answers
-    import rootless.runtime.run  # noqa: F401
-    import rootless.runtime.seccomp_fakeroot  # noqa: F401
+    import rootless.engine.cgroups  # noqa: F401  what _start needs before the start,
+    import rootless.runtime.run  # noqa: F401  loaded now (the pump's and the
+    import rootless.runtime.seccomp_fakeroot  # noqa: F401  fakeroot's come after it)
 
     data = os.read(go_r, 128)
     os.close(go_r)
@@ -261,7 +259,6 @@ class Monitor:
         """Start one run of the container and its Pump; None if it could not start
         (the error is recorded, and reported to the command that launched us)."""
         from rootless.engine.cgroups import ContainerCgroup
-        from rootless.engine.monitor_io import Client, Pump
         from rootless.kernel.procs import start_time
         from rootless.runtime.process import StdioOptions
         from rootless.runtime.run import start_spec
@@ -301,6 +298,9 @@ class Monitor:
         self.init_pid = started.pid
         self.parent_fd = started.parent_fd
         self.begun = start_time(started.pid)
+        self._announce()  # before the pump and the fakeroot's modules: off run -d's path
+        from rootless.engine.monitor_io import Client, Pump
+
         pump = Pump(started, s.tty, None, s.stdin_once, self._signal_init)
         if started.listener is not None:
             self._fakeroot_serve(pump, started, spec)
@@ -409,11 +409,21 @@ class Monitor:
         add(started.listener)
         pump.on_listener = add
 
-    def _started(self, pump) -> None:
-        """Record the run, tell the command that launched us, start the healthchecks."""
+    def _announce(self) -> None:
+        """Record the run, tell the command that launched us (the container runs: a
+        fakeroot notification waits for the pump, a client in the listen queue)."""
+        if self.listener is None:  # _meanwhile failed to: the launcher attaches next
+            try:
+                self.listener = self._listen()
+            except OSError:
+                pass  # run() tries again, and reports it
         if not self._record_running(self.init_pid, self.begun):  # removed meanwhile
             os.kill(self.init_pid, signal.SIGKILL)
         self._report({"pid": self.init_pid, "start": self.begun})
+
+    def _started(self, pump) -> None:
+        """After the run's record and report: the hosts files of its user networks,
+        the healthchecks."""
         if self.user_networks is not None:  # after the report: off run -d's path
             self.user_networks.announce()
         if not gc.isenabled():  # off since `run` forked us (cli/run.py), for the start
