@@ -145,6 +145,7 @@ class Monitor:
         self.listener = self.log = None  # made while the first run starts (_meanwhile)
         self.network = None  # net/helper.Helper of a slirp container's run
         self.user_networks = None  # engine/network_run.UserNetworkRun of a run
+        self.net_mode = None  # net/modes.NetworkMode of a run (None: host, none)
 
     @property
     def store(self):
@@ -328,13 +329,15 @@ class Monitor:
     def _network_joins(self, spec: dict):
         """The namespaces a run enters rather than makes (runtime/process.Joins): a
         user network container nests its user namespace in the pause process's;
-        container:NAME enters NAME's. None for the other modes."""
+        container:NAME enters NAME's. None for the other modes. Reads the run's
+        network mode, which _network_start then uses (None for host and none)."""
+        self.net_mode = None
         # net/modes.NETWORK_ANNOTATION, spelt here: host and none import nothing more
         if "run.rootless.network" not in (spec.get("annotations") or {}):
             return None
         from rootless.net.modes import mode_from_spec
 
-        mode = mode_from_spec(spec)
+        self.net_mode = mode = mode_from_spec(spec)
         if mode is None or mode.mode not in ("user", "container"):
             return None
         from rootless.engine import network_run
@@ -348,22 +351,20 @@ class Monitor:
         """The on_init of a slirp or user network container's run: its interfaces on
         its user networks (engine/network_run.py), then the slirp helper
         (net/helper.py), which configures the init's network namespace before the
-        command runs; None for host, none and container:NAME."""
+        command runs; None for host, none and container:NAME. After _network_joins."""
         if "run.rootless.network" not in (spec.get("annotations") or {}):
             return None
-        from rootless.net.helper import helper_for_spec
-        from rootless.net.modes import mode_from_spec
-
-        mode = mode_from_spec(spec)
-        if mode is None or mode.mode == "container":
+        mode = self.net_mode
+        if mode is not None and mode.mode == "container":
             return None
+        from rootless.net.helper import helper_for_spec
 
         def on_init(pid: int, ns_fds: list[int]) -> None:
             outbound = True
             if self.user_networks is not None:
                 outbound = self.user_networks.attach(ns_fds[1])
-            if mode.helper and outbound:
-                self.network = helper_for_spec(spec, ns_fds, self.dirfd)
+            if mode is None or (mode.helper and outbound):  # None: unreadable, which
+                self.network = helper_for_spec(spec, ns_fds, self.dirfd)  # it says
         return on_init
 
     def _network_stop(self) -> None:

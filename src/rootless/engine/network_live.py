@@ -193,10 +193,9 @@ def adopt_user_networks(store, container_id: str, network) -> None:
     container (its slirp helper its way out, as docker keeps a container's default
     bridge beside the networks it joins): its spec's network mode says so, written
     atomically, its mtime kept (the start time `inspect` reads from it)."""
-    import json
-
     from rootless.engine.container_inspect import spec_read
     from rootless.engine.containers import container_path
+    from rootless.engine.run import write_json
     from rootless.net.modes import NETWORK_ANNOTATION, NetworkMode, mode_from_spec
 
     path = os.path.join(container_path(store, container_id), "config.json")
@@ -206,13 +205,6 @@ def adopt_user_networks(store, container_id: str, network) -> None:
         return
     spec["annotations"][NETWORK_ANNOTATION] = NetworkMode(
         "user", mode.helper, name=network.name).annotation()
-    tmp = path + ".connect.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
-    try:
-        os.write(fd, json.dumps(spec, separators=(",", ":")).encode())
-    finally:
-        os.close(fd)
+    write_json(path, spec)
     if mtime is not None:
-        os.utime(tmp, (mtime, mtime))
-    os.replace(tmp, path)
+        os.utime(path, (mtime, mtime))

@@ -50,17 +50,12 @@ def write_interfaces(dirfd: int, interfaces: dict[str, list[str]]) -> None:
 
 
 def read_interfaces(dirfd: int) -> dict[str, list[str]]:
+    from rootless.kernel.paths import read_regular_at
+
     try:
-        fd = os.open(INTERFACES_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     dir_fd=dirfd)
-    except OSError:
+        data = json.loads(read_regular_at(dirfd, INTERFACES_FILE, 1 << 16) or b"{}")
+    except (OSError, ValueError):
         return {}
-    try:
-        data = json.loads(os.read(fd, 1 << 16) or b"{}")
-    except ValueError:
-        return {}
-    finally:
-        os.close(fd)
     if not isinstance(data, dict):
         return {}
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, list)

@@ -416,7 +416,7 @@ def make_spec(store, record, image, image_config: dict, args: list[str],
 
     spec["annotations"] = {**labels_annotations(labels or {}), **spec["annotations"],
                            **net_annotations}
-    _write_json(os.path.join(cdir, "config.json"), spec)
+    write_json(os.path.join(cdir, "config.json"), spec)
     return spec
 
 
@@ -549,7 +549,7 @@ def parse_ulimit(spec: str) -> dict:
     return {"type": ULIMITS[name], "soft": soft, "hard": hard}
 
 
-def _write_json(path: str, data: dict) -> None:
+def write_json(path: str, data: dict) -> None:
     """Compact, as runc writes config.json: `indent` would make json fall back from its
     C encoder to the Python one, half of `create`'s time for a spec with the seccomp
     profile in it."""

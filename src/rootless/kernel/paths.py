@@ -238,6 +238,17 @@ def read_regular_path(path: str, limit: int) -> bytes:
         os.close(fd)
 
 
+def read_regular_at(dir_fd: int | None, name: str, limit: int) -> bytes:
+    """read_regular of `name` (under `dir_fd`, or a host path), never through a
+    symlink: the last component is opened O_PATH|O_NOFOLLOW, so a link is refused as
+    not a regular file. For the runtime's own files (container and pause records)."""
+    fd = os.open(name, _O_PATH | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        return read_regular(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def read_regular(fd: int, limit: int) -> bytes:
     """The bytes of the regular file behind `fd` (an O_PATH descriptor will do), at most
     `limit` of them. Anything else is refused with EINVAL before it is opened for

@@ -159,19 +159,16 @@ JOINED_FILES = ("hostname", "hosts", "resolv.conf")  # what container:NAME copie
 def joined_texts(container_dir: str, joined: str) -> dict[str, str]:
     """The /etc files of the container `joined` (a sibling of `container_dir`), read
     bounded and never through a symlink; a missing one reads empty."""
+    from rootless.kernel.paths import read_regular_at
+
     texts = {}
     parent = os.path.dirname(container_dir.rstrip("/"))
     for name in JOINED_FILES:
         try:
-            fd = os.open(os.path.join(parent, joined, name),
-                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            texts[name] = ""
-            continue
-        try:
-            texts[name] = os.read(fd, 1 << 20).decode(errors="replace")
-        finally:
-            os.close(fd)
+            data = read_regular_at(None, os.path.join(parent, joined, name), 1 << 20)
+        except OSError:  # missing, too large, or not a regular file
+            data = b""
+        texts[name] = data.decode(errors="replace")
     return texts
 
 

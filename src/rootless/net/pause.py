@@ -110,9 +110,10 @@ def namespaces(pause: Pause) -> tuple[int, int, tuple]:
 
 
 def _read_record(path: str) -> Pause | None:
+    from rootless.kernel.paths import read_regular_at
+
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read(4096))
+        data = json.loads(read_regular_at(None, path, 4096))
         pid, started = data["pid"], data["start_time"]
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -30,7 +30,7 @@ import os
 from rootless.errors import RuntimeSetupError
 from rootless.kernel import constants as k
 from rootless.kernel.cgroup2 import cgroup2_mount, host_dir
-from rootless.kernel.procs import ProcessHandle, alive_as
+from rootless.kernel.procs import ProcessHandle, alive_as, open_namespaces
 from rootless.kernel.syscalls import Syscalls
 
 # entry order of the fallback: user first, mount last
@@ -73,25 +73,20 @@ def _join_by_pidfd(sys: Syscalls, pidfd: int, pid: int, flags: int) -> bool:
 
 
 def _join_by_files(sys: Syscalls, pid: int, start_time: int, flags: int) -> None:
-    fds: list[tuple[int, str, int]] = []
+    wanted = [(flag, name) for flag, name in NAMESPACE_FILES if flags & flag]
+    try:  # all opened first, then the start time checked: the files are the init's
+        fds = open_namespaces(pid, start_time, tuple(name for _, name in wanted))
+    except ProcessLookupError:
+        raise init_gone(pid) from None
     try:
-        for flag, name in NAMESPACE_FILES:
-            if flags & flag:
-                try:
-                    fds.append((flag, name, os.open(f"/proc/{pid}/ns/{name}",
-                                                    os.O_RDONLY | os.O_CLOEXEC)))
-                except FileNotFoundError:
-                    raise init_gone(pid) from None
-        if not alive_as(pid, start_time):  # the files we hold are not the init's
-            raise init_gone(pid)
-        for flag, name, fd in fds:
+        for (flag, name), fd in zip(wanted, fds):
             try:
                 sys.setns(fd, flag)
             except OSError as e:
                 raise RuntimeSetupError(f"join the container's {name} namespace: "
                                         f"{os.strerror(e.errno).lower()}") from e
     finally:
-        for _, _, fd in fds:
+        for fd in fds:
             os.close(fd)
 
 
