@@ -122,6 +122,39 @@ COPY --chmod=600 a.txt /private
     assert listing == "A\nA\nB\nI\nA\n600\n"
 
 
+def test_workdir_after_user_makes_its_missing_directories_the_users(rootless, busybox,
+                                                                    tmp_path):
+    """BuildKit's rule: a number is uid and gid; a name is looked up in /etc/passwd (root
+    when not there); a group after ':' replaces the gid; what exists stays as it was."""
+    ctx = dockerfile(tmp_path, f"FROM {busybox}\nUSER 1000\nWORKDIR /var/app/data\n"
+                               "USER user:users\nWORKDIR /var/app/data/logs\n"
+                               "USER nobody\nWORKDIR /nb\nUSER ghost\nWORKDIR /ghost\n"
+                               "USER 4321:nogroup\nWORKDIR /tmp\nWORKDIR /n\n")
+    build(rootless, ctx, "-t", "workdirs:1")
+    archive = tmp_path / "workdirs.tar"
+    ok(rootless("save", "-o", str(archive), "workdirs:1"))
+    owners = _image_entries(archive)
+    assert owners["var"] == (0, 0, 0o755)  # there before: left alone
+    assert owners["var/app"] == owners["var/app/data"] == (1000, 1000, 0o755)
+    assert owners["var/app/data/logs"] == (1000, 100, 0o755)
+    assert owners["nb"] == (65534, 65534, 0o755)
+    assert owners["ghost"] == (0, 0, 0o755)
+    assert owners["tmp"] == (0, 0, 0o1777)
+    assert owners["n"] == (4321, 65534, 0o755)
+
+
+def _image_entries(archive: Path) -> dict[str, tuple[int, int, int]]:
+    """name -> (uid, gid, mode) of the saved image's files, its layers in order."""
+    found: dict[str, tuple[int, int, int]] = {}
+    with tarfile.open(archive) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))
+        for name in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=outer.extractfile(name)) as layer:
+                for m in layer.getmembers():
+                    found[m.name.strip("/").removeprefix("./")] = (m.uid, m.gid, m.mode)
+    return found
+
+
 def test_copy_chown_is_recorded_in_the_layer(rootless, busybox, tmp_path):
     ctx = dockerfile(tmp_path, f"FROM {busybox}\nCOPY --chown=1000:1000 a.txt /owned\n",
                      **{"a.txt": "A\n"})
@@ -168,18 +201,28 @@ def test_dockerignore_excludes_and_exceptions_reinclude(rootless, busybox, tmp_p
     assert "a.log" not in names and "secret" not in names
 
 
-def test_multi_stage_copies_from_a_build_stage_and_skips_unused_ones(rootless, busybox,
-                                                                       tmp_path):
+def test_multi_stage_copies_and_binds_from_other_stages_and_skips_unused_ones(
+        rootless, busybox, tmp_path):
     ctx = dockerfile(tmp_path, f"""FROM {busybox} AS builder
 RUN mkdir -p /out && echo built > /out/artifact
 FROM {busybox} AS unused
 RUN false
 FROM {busybox}
 COPY --from=builder /out/artifact /app/artifact
+RUN --mount=type=bind,from=builder,source=out,target=/rw,rw touch /rw/new && ls /rw > /seen
+RUN --mount=type=bind,from=builder,source=/out,target=/mnt \\
+    --mount=type=bind,from={busybox},source=/etc/passwd,target=/passwd \\
+    ls /mnt >> /seen && head -n 1 /passwd >> /seen && (touch /mnt/x 2>> /seen || true)
 CMD ["cat", "/app/artifact"]
 """)
     image = build(rootless, ctx)
     assert ok(rootless("run", "--rm", image)) == "built\n"
+    # RUN --mount=type=bind,from=: a stage's or an image's files, read-only unless rw,
+    # and what an rw step wrote is gone after it
+    assert ok(rootless("run", "--rm", image, "sh", "-c", "cat /seen; for f in /rw/new "
+                       "/mnt/x; do test -e $f && echo kept $f; done; true")) == \
+        "artifact\nnew\nartifact\nroot:x:0:0:root:/root:/bin/sh\n" \
+        "touch: /mnt/x: Read-only file system\n"
 
 
 def test_target_builds_only_that_stage(rootless, busybox, tmp_path):
@@ -236,6 +279,38 @@ def test_a_changed_source_invalidates_its_step_and_the_ones_after(rootless, busy
     assert again.count("Using cache") == 1, again
     image = again.split("Successfully built ")[1].split()[0]
     assert ok(rootless("run", "--rm", image, "cat", "/b")) == "changed"
+
+
+def test_a_run_binding_a_changed_stage_or_context_file_runs_again(rootless, busybox,
+                                                                  tmp_path):
+    ctx = dockerfile(tmp_path, f"FROM {busybox} AS src\nCOPY a.txt /a\nFROM {busybox}\n"
+                               "RUN --mount=type=bind,from=src,source=/a,target=/s "
+                               "cat /s > /from-stage\n"
+                               "RUN --mount=type=bind,source=b.txt,target=/b "
+                               "cat /b > /from-context\n", **{"a.txt": "A", "b.txt": "B"})
+    ok(rootless("build", str(ctx)))
+    (ctx / "a.txt").write_text("A2")
+    again = ok(rootless("build", str(ctx)))
+    assert again.count("Using cache") == 0, again
+    (ctx / "b.txt").write_text("B2")
+    third = ok(rootless("build", str(ctx)))
+    assert third.count("Using cache") == 2, third  # src's COPY and the from=src RUN
+    image = third.split("Successfully built ")[1].split()[0]
+    assert ok(rootless("run", "--rm", image, "cat", "/from-stage", "/from-context")) == \
+        "A2B2"
+
+
+def test_a_changed_build_arg_invalidates_run_but_not_a_copy_that_does_not_use_it(
+        rootless, busybox, tmp_path):
+    ctx = dockerfile(tmp_path, f"FROM {busybox}\nARG V\nCOPY a.txt /a\nENV E=fixed\n"
+                               "COPY a.txt /$V.txt\nRUN echo $V > /v\n", **{"a.txt": "A"})
+    ok(rootless("build", "--build-arg", "V=1", str(ctx)))
+    again = ok(rootless("build", "--build-arg", "V=2", str(ctx)))
+    # the ARG counts for RUN (its environment) and where a step expands it, nowhere else
+    assert again.count("Using cache") == 2, again
+    image = again.strip().splitlines()[-1].split()[-1]
+    assert ok(rootless("run", "--rm", image, "sh", "-c", "cat /v; ls /2.txt")) == \
+        "2\n/2.txt\n"
 
 
 def test_no_cache_runs_every_step_again(rootless, busybox, tmp_path):
@@ -301,6 +376,27 @@ def test_add_unpacks_a_local_tar(rootless, busybox, tmp_path):
     assert ok(rootless("run", "--rm", image, "sh", "-c",
                        "cat /unpacked/dir/f.txt; test -f /kept.tar.gz && echo kept")) == \
         "inside\nkept\n"
+
+
+def test_a_tars_dot_entry_owns_where_it_lands_in_a_scratch_stage(rootless, tmp_path):
+    """As moby's Untar applies a tar's '.' entry to the directory it unpacks into:
+    the image's root (the layer's './' entry) at /, the landing directory elsewhere."""
+    import io
+
+    ctx = dockerfile(tmp_path, "FROM scratch\nADD root.tar /\nADD root.tar /opt/\n")
+    with tarfile.open(ctx / "root.tar", "w") as tar:
+        top = tarfile.TarInfo(".")
+        top.type, top.mode, top.uid, top.gid = tarfile.DIRTYPE, 0o750, 1000, 1000
+        tar.addfile(top)
+        f = tarfile.TarInfo("./f")
+        f.size, f.mode = 2, 0o644
+        tar.addfile(f, io.BytesIO(b"f\n"))
+    build(rootless, ctx, "-t", "dots:1")
+    archive = tmp_path / "dots.tar"
+    ok(rootless("save", "-o", str(archive), "dots:1"))
+    entries = _image_entries(archive)
+    assert entries["."] == entries["opt"] == (1000, 1000, 0o750)
+    assert entries["f"] == entries["opt/f"] == (0, 0, 0o644)
 
 
 def test_run_cache_mount_persists_between_builds_and_stays_out_of_the_layer(
@@ -448,3 +544,96 @@ def test_add_fetches_a_url_and_checks_its_checksum(rootless, busybox, tmp_path):
         assert "digest mismatch" in result.stderr
     finally:
         server.shutdown()
+
+
+# ---- hostile sizes ----
+
+def _build_peak_rss(rootless, context: Path, out: Path) -> tuple[str, int]:
+    """Build `context`; its image id and the peak RSS (bytes) of the build and its
+    children (wait4(2)'s rusage of that one command, not of the whole test run)."""
+    import os
+    import subprocess
+
+    with open(out, "w+") as log:
+        proc = rootless.popen("build", "-q", str(context), stdin=subprocess.DEVNULL,
+                              stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        text = log.read()
+    assert proc.returncode == 0, text
+    return text.strip().splitlines()[-1], usage.ru_maxrss * 1024
+
+
+def _serve_zeros(size: int):
+    """An HTTP server on 127.0.0.1 whose every GET answers `size` zero bytes, sent in
+    1 MiB writes; shut it down with .shutdown()."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            block, left = bytes(1 << 20), size
+            while left:
+                self.wfile.write(block[:min(left, len(block))])
+                left -= min(left, len(block))
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_add_tar_url_and_copy_from_stream_what_they_copy(rootless, busybox, tmp_path, store):
+    """A 640 MiB sparse member of an ADDed tar, then COPY --from of it, and a 320 MiB
+    URL: none is held in memory (the bound is well under each), and the URL's spool file
+    is gone after the build."""
+    import subprocess
+
+    size, url_size = 640 << 20, 320 << 20
+    server = _serve_zeros(url_size)
+    url = f"http://127.0.0.1:{server.server_port}/zeros"
+    ctx = dockerfile(tmp_path, f"FROM scratch AS big\nADD big.tar /\nADD {url} /zeros\n"
+                               f"FROM {busybox}\nCOPY --from=big /big /copied\n"
+                               "COPY --from=big /zeros /zeros\n")
+    sparse = tmp_path / "big"
+    with open(sparse, "wb") as f:
+        f.truncate(size)
+        f.seek(size - 5)
+        f.write(b"tail\n")
+    # GNU tar's sparse member: a few KiB in the context, 640 MiB when read
+    subprocess.run(["tar", "-S", "-cf", str(ctx / "big.tar"), "-C", str(tmp_path), "big"],
+                   check=True)
+    sparse.unlink()
+    try:
+        image, peak = _build_peak_rss(rootless, ctx, tmp_path / "build.log")
+    finally:
+        server.shutdown()
+    assert peak < 256 << 20, f"the build's peak RSS was {peak >> 20} MiB"
+    assert ok(rootless("run", "--rm", image, "sh", "-c",
+                       "stat -c %s /copied /zeros; tail -c 5 /copied")) == \
+        f"{size}\n{url_size}\ntail\n"
+    assert not list((store / "tmp").iterdir())
+
+
+def test_a_sparse_member_larger_than_the_layer_limit_is_refused(rootless, busybox, tmp_path,
+                                                                store):
+    """A few KiB of tar declaring a 1 TiB sparse file reads as 1 TiB of zeros: the copy
+    is counted against ROOTLESS_LAYER_LIMIT (and the disk's reserve) as it is written."""
+    import subprocess
+
+    ctx = dockerfile(tmp_path, f"FROM {busybox}\nADD huge.tar /\n")
+    with open(tmp_path / "huge", "wb") as f:
+        f.truncate(1 << 40)
+    subprocess.run(["tar", "-S", "-cf", str(ctx / "huge.tar"), "-C", str(tmp_path), "huge"],
+                   check=True)
+    result = fails(rootless("build", str(ctx), env={**rootless.env,
+                                                    "ROOTLESS_LAYER_LIMIT": "64M"}), code=1)
+    assert "Dockerfile:2: ADD to / unpacks to more than 64 MiB (ROOTLESS_LAYER_LIMIT): " \
+           "refused" in result.stderr
+    _no_leftovers(rootless, store)

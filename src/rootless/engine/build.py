@@ -225,6 +225,10 @@ class Builder:
 
             sources = plan(self, state, step, words)
             words = {**words, "digests": [s.digest for s in sources]}
+        elif kind is ins.Run and step.mounts:
+            from rootless.engine.build_run import mount_sources
+
+            words = {**words, "binds": mount_sources(self, state, step)}
         key = self._key(state, step, words)
         cached = None if self.opts.no_cache else self._cached(key)
         if cached is not None:
@@ -316,9 +320,13 @@ class Builder:
             raise self._error(step, str(e)) from None
 
     def _key(self, state: Stage, step, words: dict) -> str:
-        seen = {k: v for k, v in sorted(state.args.items())}
+        """BuildKit's rule: the ARGs in scope are part of a RUN's environment, so each
+        counts for a RUN; any other step sees an ARG only where it expands one, and the
+        expanded words are in the key already, so an unrelated --build-arg leaves a
+        COPY's, an ENV's or a WORKDIR's cache alone."""
+        seen = sorted(state.args.items()) if type(step) is ins.Run else []
         data = [state.image_id or "scratch", step.raw.original,
-                sorted(seen.items()), json.dumps(words, sort_keys=True, default=str)]
+                seen, json.dumps(words, sort_keys=True, default=str)]
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()
 
     def _cached(self, key: str) -> str | None:

@@ -140,22 +140,3 @@ def tar_from(store, container_id: str, src: str, out_path: str) -> bool:
         os.close(out_fd)
     return bool(_report_of(helper).get("dir"))
 
-
-def retar(source: BinaryIO, out: BinaryIO, owner: tuple[int, int] | None,
-          chmod: int | None) -> None:
-    """Copy a tar stream, its owners and modes replaced (--chown, --chmod)."""
-    import tarfile
-
-    from rootless.image.layer_tar import BoundedInfo
-
-    with tarfile.open(fileobj=source, mode="r|*", tarinfo=BoundedInfo) as src, \
-            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as dst:
-        while (member := src.next()) is not None:
-            src.members.clear()
-            if owner is not None:
-                member.uid, member.gid = owner
-                member.uname = member.gname = ""
-            if chmod is not None and not member.issym():
-                member.mode = chmod
-            data = src.extractfile(member) if member.isreg() else None
-            dst.addfile(member, data)

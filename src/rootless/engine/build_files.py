@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 
 from rootless.build import instructions as ins
 from rootless.engine.build_context import BuildError, entry_info
+from rootless.errors import ImageError
 
 Member = tuple[tarfile.TarInfo, Callable[[], io.IOBase] | None]
 
@@ -72,52 +73,165 @@ def write(builder, state, step, words: dict, sources: list[Source], key: str) ->
     add_history(config, f"/bin/sh -c #(nop) {step.raw.keyword} "
                 f"{'dir' if into_dir else 'file'}:{digest} in {dest} ", empty=False)
     layer = builder.store.temp_path("build-layer")
+    sources = _charged(sources, layer.parent, f"{step.raw.keyword} to {dest}")
     try:
         if state.image_id is None or not state.config.get("rootfs", {}).get("diff_ids"):
             _scratch_layer(layer, dest, into_dir, sources)
         else:
             _container_layer(builder, state, layer, dest, into_dir, sources)
+    except ImageError as e:
+        layer.unlink(missing_ok=True)
+        raise builder._error(step, str(e)) from None
+    try:
         return builder._store(state, config, layer, key)
     finally:
         layer.unlink(missing_ok=True)
 
 
+def _charged(sources: list[Source], where, what: str) -> list[Source]:
+    """The sources, their data counted against the store's free space as it is read
+    (store/space.py: ROOTLESS_LAYER_LIMIT, and the filesystem's reserve always): a
+    source may be a hostile tar whose few KiB declare a sparse file of terabytes, which
+    reads, and is written, as that many zeros."""
+    from rootless.store.space import SpaceGuard, layer_limit
+
+    guard = SpaceGuard(where, what, layer_limit())
+
+    def charged(source: Source) -> Source:
+        def members() -> Iterator[Member]:
+            for info, data in source.members():
+                yield info, None if data is None else (
+                    lambda data=data: _Charged(data(), guard))
+        return Source(source.digest, source.is_dir, source.name, members, source.archive)
+    return [charged(s) for s in sources]
+
+
+class _Charged(io.RawIOBase):
+    """A stream whose reads are charged to a SpaceGuard."""
+
+    def __init__(self, stream, guard) -> None:
+        self.stream, self.guard = stream, guard
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.guard.charge(len(data))
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
 def workdir_missing(builder, state, path: str) -> bool:
-    """WORKDIR's directory is not in the stage's files yet (a directory that cannot be
-    looked at, as a 0700 one of subordinate ids, counts as there: run makes a missing
-    working directory anyway)."""
+    """WORKDIR's directory is not in the stage's files yet."""
+    parts = [p for p in path.split("/") if p]
+    return _existing_depth(builder, state, parts) < len(parts)
+
+
+def _existing_depth(builder, state, parts: list[str]) -> int:
+    """How many leading components of `parts` the stage's files already have (one that
+    cannot be looked at, as a 0700 directory of subordinate ids, counts as there: run
+    makes a missing working directory anyway)."""
     from rootless.kernel.paths import open_in_layers
 
     fds: list[int] = []
     try:
         for layer in reversed(builder.layer_dirs(state.image_id)):
             fds.append(os.open(layer, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
-        os.close(open_in_layers(fds, path.lstrip("/") or "."))
-        return False
-    except (FileNotFoundError, NotADirectoryError):
-        return True
-    except OSError:
-        return False
+        if not fds:
+            return 0
+        for depth in range(len(parts), 0, -1):
+            try:
+                os.close(open_in_layers(fds, "/".join(parts[:depth])))
+                return depth
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError:
+                return depth
+        return 0
     finally:
         for fd in fds:
             os.close(fd)
 
 
 def workdir_layer(builder, state, path: str, config: dict, key: str) -> str:
-    """The directory WORKDIR names, made (root's, 0755) as buildah and BuildKit make it."""
+    """The directories WORKDIR names that are missing, made 0755 as BuildKit makes them
+    (dockerfile2llb's dispatchWorkdir: llb.Mkdir with parents, WithUser(USER)): owned
+    by the stage's USER, and only those it makes; one already there is left as it is."""
     from rootless.engine.build import add_history
 
     add_history(config, f"/bin/sh -c #(nop) WORKDIR {path}", empty=False)
-    empty = Source("", True, None, lambda: iter(()))
+    parts = [p for p in path.split("/") if p]
+    depth = _existing_depth(builder, state, parts)
+    uid, gid = _workdir_owner(builder, state)
+
+    def members() -> Iterator[Member]:
+        for i in range(depth + 1, len(parts) + 1):
+            info = tarfile.TarInfo("/".join(parts[depth:i]))
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, gid
+            yield info, None
+    made = Source("", True, None, members)
+    base = posixpath.join("/", *parts[:depth], "")
     layer = builder.store.temp_path("build-layer")
     try:
         if not state.config.get("rootfs", {}).get("diff_ids"):
-            _scratch_layer(layer, path + "/", True, [empty])
+            _scratch_layer(layer, base, True, [made])
         else:
-            _container_layer(builder, state, layer, path + "/", True, [empty])
+            _container_layer(builder, state, layer, base, True, [made])
         return builder._store(state, config, layer, key)
     finally:
         layer.unlink(missing_ok=True)
+
+
+def _workdir_owner(builder, state) -> tuple[int, int]:
+    """BuildKit's owner for what WORKDIR makes (solver/llbsolver/file/user_linux.go,
+    readUser): a number is the uid and the gid both; a name is looked up in the image's
+    /etc/passwd (its uid and gid), root when it is not there; after ':' a number is the
+    gid, a name is looked up in /etc/group (the gid stays when it is not there)."""
+    from rootless.engine.users import UserLookupError, name_or_id, read_image_file
+
+    spec = state.config.get("config", {}).get("User") or ""
+    if not spec:
+        return 0, 0
+    user, _, group = spec.partition(":")
+    try:
+        user_id = name_or_id(user, "user")
+        group_id = name_or_id(group, "group") if group else None
+        dirs = builder.layer_dirs(state.image_id)
+        uid = gid = user_id if isinstance(user_id, int) else 0
+        if isinstance(user_id, str):
+            uid, gid = _id_pair(read_image_file(dirs, "/etc/passwd"), user_id, (2, 3),
+                                (0, 0))
+        if isinstance(group_id, int):
+            gid = group_id
+        elif group_id is not None:
+            gid = _id_pair(read_image_file(dirs, "/etc/group"), group_id, (2, 2),
+                           (gid, gid))[0]
+    except UserLookupError as e:
+        raise BuildError(f"WORKDIR after USER {spec}: {e}") from None
+    return uid, gid
+
+
+def _id_pair(text: str | None, name: str, fields: tuple[int, int],
+             missing: tuple[int, int]) -> tuple[int, int]:
+    """The two id fields of `name`'s line in a passwd or group file; `missing` when no
+    line names it. An id that is no valid id is refused, never taken as -1."""
+    from rootless.engine.users import UserLookupError
+    from rootless.kernel.idmap import ID_RANGE, parse_id, valid_id
+
+    for line in (text or "").splitlines():
+        entry = line.split(":")
+        if entry[0] != name or len(entry) <= max(fields):
+            continue
+        ids = [parse_id(entry[i]) for i in fields]
+        if any(i is None or not valid_id(i) for i in ids):
+            raise UserLookupError(f"the image's line for {name!r} has an invalid id: "
+                                  f"{ID_RANGE}")
+        return ids[0], ids[1]
+    return missing
 
 
 def _destination(state, dest: str) -> str:
@@ -152,7 +266,9 @@ def _container_layer(builder, state, layer, dest: str, into_dir: bool,
 
 
 def _scratch_layer(layer, dest: str, into_dir: bool, sources: list[Source]) -> None:
-    """The layer of a stage with no files: its parents, then the sources under dest."""
+    """The layer of a stage with no files: its parents, then the sources under dest
+    (an ADDed tar's '.' entry, written after the parents, replaces the landing
+    directory's entry, or is the layer's root entry when it lands at /)."""
     rel = dest.strip("/")
     if into_dir:
         landing, rename = rel, None
@@ -167,10 +283,15 @@ def _scratch_layer(layer, dest: str, into_dir: bool, sources: list[Source]) -> N
             tar.addfile(info)
         for source in sources:
             for info, data in source.members():
-                name = info.name.strip("/")
+                name = "/".join(p for p in info.name.split("/") if p not in ("", "."))
                 if rename is not None and name == source.name:
                     name = rename
-                if not name or name == ".":
+                if not name:
+                    if source.archive and info.isdir():
+                        # an ADDed tar's '.' entry owns where it lands, as moby's Untar
+                        # applies it there: the landing directory, or the layer's root
+                        info.name = landing or "."
+                        tar.addfile(info)
                     continue
                 info.name = f"{landing}/{name}" if landing else name
                 _add(tar, info, data)
@@ -266,14 +387,44 @@ def _archive(ctx, rel: str, digest: str) -> Source:
 
         with ctx._open_file(rel) as f, tarfile.open(fileobj=f, mode="r|*",
                                                      tarinfo=BoundedInfo) as tar:
-            while (info := tar.next()) is not None:
-                tar.members.clear()
-                if info.isreg():
-                    data = tar.extractfile(info).read()
-                    yield info, (lambda data=data: io.BytesIO(data))
-                else:
-                    yield info, None
+            yield from _streamed(tar)
     return Source(digest, True, None, members, archive=True)
+
+
+def _streamed(tar, owner=None, chmod=None, top: bool = True) -> Iterator[Member]:
+    """The members of a tar read as a stream, each regular one's data streamed from
+    the archive, never read whole (the archive is hostile: a member may declare any
+    size, or be a sparse file of terabytes). The opener must be called, and its data
+    read, before the next member is asked for: a stream only goes forward. `owner` and
+    `chmod` replace the members' own; `top=False` leaves the '.' entry out."""
+    while (info := tar.next()) is not None:
+        tar.members.clear()
+        if not top and info.name in (".", "./"):
+            continue
+        shown = _plain(info)
+        if owner is not None:
+            shown.uid, shown.gid = owner
+            shown.uname = shown.gname = ""
+        if chmod is not None and not shown.issym():
+            shown.mode = chmod
+        if info.isreg():
+            yield shown, (lambda info=info: tar.extractfile(info))
+        else:
+            yield shown, None
+
+
+def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """A copy of `info` as it is written again: a sparse member becomes the plain
+    regular file it reads as (tarfile writes no sparse maps, and a GNU 'S' header or a
+    GNU.sparse PAX record without its map would make the next reader misread it)."""
+    import copy
+
+    shown = copy.copy(info)
+    shown.pax_headers = {k: v for k, v in info.pax_headers.items()
+                         if not k.startswith("GNU.sparse.")}
+    if info.sparse is not None or info.type == tarfile.GNUTYPE_SPARSE:
+        shown.type, shown.sparse = tarfile.REGTYPE, None
+    return shown
 
 
 def _heredoc(doc, env, owner, chmod) -> Source:
@@ -294,20 +445,24 @@ def _heredoc(doc, env, owner, chmod) -> Source:
 
 
 def _url(builder, step, url: str, owner, chmod) -> Source:
+    """The URL's body, spooled to a file in this command's tmp/ (removed when the
+    build ends, or by the next command if this one is killed), never held in memory."""
     from rootless.engine.build_fetch import fetch
 
-    data, mtime = fetch(url, getattr(step, "checksum", None))
+    path = str(builder.store.temp_path("build-url"))
+    builder.cleanup.append(path)
+    digest, size, mtime = fetch(url, getattr(step, "checksum", None), path)
     name = posixpath.basename(url.split("?", 1)[0].rstrip("/")) or "index.html"
     info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = len(data), 0o600 if chmod is None else chmod, mtime
+    info.size, info.mode, info.mtime = size, 0o600 if chmod is None else chmod, mtime
     info.uid, info.gid = owner
-    return Source("url:" + hashlib.sha256(data).hexdigest(), False, name,
-                  lambda: iter([(info, lambda: io.BytesIO(data))]))
+    return Source("url:" + digest, False, name,
+                  lambda: iter([(info, lambda: open(path, "rb"))]))
 
 
 def _from_image(builder, step, from_: str, src: str, owner, chmod) -> Source:
     """A path in another stage's (or image's) files, through a created container."""
-    from rootless.engine.build_copy import retar, tar_from
+    from rootless.engine.build_copy import tar_from
     from rootless.engine.build_run import _remove
 
     image_id = builder.stage_image(from_, step)
@@ -321,20 +476,11 @@ def _from_image(builder, step, from_: str, src: str, owner, chmod) -> Source:
     base = posixpath.basename(src.rstrip("/")) or "."
 
     def members() -> Iterator[Member]:
-        buffer = io.BytesIO()
-        with open(path, "rb") as f:
-            retar(f, buffer, owner, chmod)
-        buffer.seek(0)
-        with tarfile.open(fileobj=buffer, mode="r|") as tar:
-            while (info := tar.next()) is not None:
-                tar.members.clear()
-                if info.name in (".", "./"):
-                    continue
-                if info.isreg():
-                    data = tar.extractfile(info).read()
-                    yield info, (lambda data=data: io.BytesIO(data))
-                else:
-                    yield info, None
+        from rootless.image.layer_tar import BoundedInfo
+
+        with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r|",
+                                                 tarinfo=BoundedInfo) as tar:
+            yield from _streamed(tar, owner, chmod, top=False)
     return Source(f"from:{image_id}:{src}", is_dir, None if is_dir else base, members)
 
 

@@ -51,14 +51,11 @@ class StepSource(ImageSource):
     description = "build step"
 
     def __init__(self, store, layers: list[Descriptor], config: dict,
-                 layer_path: Path | None) -> None:
-        self.store, self.layer_path = store, layer_path
+                 layer: Descriptor | None, layer_path: Path | None) -> None:
+        self.store, self.layer_path, self.layer = store, layer_path, layer
         self.names: list[str] = []
-        self.layer = None
-        if layer_path is not None:
-            digest, size = file_digest(layer_path)
-            self.layer = Descriptor(DOCKER_LAYER, digest, size)
-            layers = [*layers, self.layer]
+        if layer is not None:
+            layers = [*layers, layer]
         self.config_raw = json.dumps(config, separators=(",", ":")).encode()
         self.config = Descriptor(DOCKER_CONFIG, "sha256:" + hashlib.sha256(
             self.config_raw).hexdigest(), len(self.config_raw))
@@ -87,9 +84,10 @@ def store_step(store, parent_id: str | None, config: dict,
     from rootless.image.transports.storage import StoreDestination
 
     config = json.loads(json.dumps(config))  # the caller's stays as it was
-    source = StepSource(store, parent_layers(store, parent_id), config, None)
-    if layer_path is not None:
-        digest, _ = file_digest(layer_path)
+    layer = None
+    if layer_path is not None:  # read once: a layer may be gigabytes
+        digest, size = file_digest(layer_path)
+        layer = Descriptor(DOCKER_LAYER, digest, size)
         config["rootfs"]["diff_ids"] = [*config["rootfs"]["diff_ids"], digest]
-        source = StepSource(store, parent_layers(store, parent_id), config, layer_path)
+    source = StepSource(store, parent_layers(store, parent_id), config, layer, layer_path)
     return copy_image(source, StoreDestination(store), [])

@@ -5,8 +5,9 @@ then committed as the step's layer and removed.
 The command runs with the stage's environment plus the build args in scope (not kept
 in the image), its SHELL for the shell form, no ENTRYPOINT, as root unless USER says
 otherwise. `--mount`: type=cache (a directory of the store kept between builds, by id),
-bind (from the context, read-only unless rw -- then a copy), tmpfs, secret (the file
-given with --secret, read-only at /run/secrets/ID); none of them ends up in the layer.
+bind (from the context, read-only unless rw -- then a copy; with from=STAGE|IMAGE a
+copy of a path in that stage's or image's files), tmpfs, secret (the file given with
+--secret, read-only at /run/secrets/ID); none of them ends up in the layer.
 """
 
 from __future__ import annotations
@@ -164,6 +165,34 @@ def _mounts(builder, state, step) -> tuple[list[str], list[str], list[str]]:
     return mounts, tmpfs, cleanup
 
 
+def mount_sources(builder, state, step) -> list[str]:
+    """What a RUN's binds show, for its cache key (BuildKit keys a mount on what it
+    holds): the image of each from= stage or image, the digest of each context path.
+    A mount that is refused is left out here: _mounts names the reason."""
+    from rootless.build.expand import ExpandError, expand_word
+    from rootless.build.mounts import MountError, parse_mount
+
+    env = state.env()
+    ctx = builder.source.context
+    found: list[str] = []
+    for text in step.mounts:
+        try:
+            m = parse_mount(text, lambda word: expand_word(word, env, builder._escape()))
+        except (MountError, ExpandError):
+            continue
+        if m.type != "bind":
+            continue
+        if m.from_:
+            found.append(builder.stage_image(m.from_, step))
+            continue
+        try:
+            for sel in ctx.select(m.source or ".", allow_wildcards=False):
+                found.append(ctx.digest(ctx.entries(sel, "")))
+        except (BuildError, OSError):
+            continue
+    return found
+
+
 def _bind(source: str, target: str, readonly: bool) -> str:
     text = f"type=bind,source={source},destination={target}"
     return text + ",readonly" if readonly else text
@@ -198,7 +227,7 @@ def _context_bind(builder, step, m, cleanup: list[str]) -> str:
     from rootless.engine.build_context import _clean
 
     if m.from_:
-        raise builder._error(step, "RUN --mount type=bind,from=... is not supported")
+        return _stage_bind(builder, step, m, cleanup)
     rel = _clean(m.source or ".")
     if rel is None:
         raise builder._error(step, f"forbidden path outside the build context: {m.source}")
@@ -219,3 +248,47 @@ def _context_bind(builder, step, m, cleanup: list[str]) -> str:
         shutil.copy2(source, copy)
     cleanup.append(copy)
     return _bind(copy, m.target, False)
+
+
+def _stage_bind(builder, step, m, cleanup: list[str]) -> str:
+    """from=STAGE|IMAGE: the source path (the root by default) of that stage's or
+    image's files, read out through `cp`'s helper of a created container (resolved
+    inside that image, as COPY --from reads it) and unpacked into this command's tmp/
+    by `cp`'s extractor (hostile input: nothing lands outside, no device is made, setid
+    bits are dropped). Read-only unless rw; an rw copy is discarded after the step, as
+    BuildKit discards what a RUN writes to a bind. The files are the user's (the
+    container's root), not the image's owners."""
+    from rootless.engine.build_copy import tar_from
+    from rootless.engine.build_files import _created, _id_of
+
+    image_id = builder.stage_image(m.from_, step)
+    source = posixpath.normpath(posixpath.join("/", m.source or "/"))
+    store = builder.store
+    tar_path = str(store.temp_path("build-from"))
+    copy = str(store.temp_path("build-bind"))
+    cleanup += [tar_path, copy]
+    name = _created(builder, image_id)
+    try:
+        is_dir = tar_from(store, _id_of(store, name), source, tar_path)
+    except BuildError as e:
+        raise builder._error(step, f"--mount from={m.from_}: {e}") from None
+    finally:
+        _remove(store, name)
+    os.mkdir(copy, 0o755)
+    _unpack(tar_path, copy, f"{source} of {m.from_}")
+    os.unlink(tar_path)
+    inside = copy if is_dir else os.path.join(copy, posixpath.basename(source))
+    return _bind(inside, m.target, m.readonly)
+
+
+def _unpack(tar_path: str, into: str, shown: str) -> None:
+    from rootless.engine.cp_archive import CopyError, Extractor
+
+    fd = os.open(into, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with open(tar_path, "rb") as stream:
+            Extractor(fd, shown, host=True).run(stream)
+    except CopyError as e:
+        raise BuildError(str(e)) from None
+    finally:
+        os.close(fd)
