@@ -11,6 +11,9 @@
  *   fs_probe statfs PATH             "ok" if f_blocks and f_bsize are sane
  *   fs_probe sparse PATH             a 1 GiB hole then one byte: size and blocks
  *   fs_probe ino PATH                st_ino of PATH
+ *   fs_probe cold PATH               a reader's descriptor read cold, a write in the file's
+ *                                    middle through another, then the reader cold again:
+ *                                    "new" if it reads the write, else "old"
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -149,6 +152,39 @@ static int do_replace_open(const char *path) {
     return check(close(fd) == 0);
 }
 
+/* Read all of FD with the page cache dropped first (posix_fadvise(2) DONTNEED), so the
+ * filesystem answers every byte; return its size, with the 6 bytes at AT in MARK. */
+static long read_cold(int fd, long at, char *mark) {
+    static char buf[1 << 20];
+    long total = 0, got;
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return -1;
+    while ((got = read(fd, buf, sizeof buf)) > 0) {
+        for (long i = 0; i < got; i++)
+            if (total + i >= at && total + i < at + 6)
+                mark[total + i - at] = buf[i];
+        total += got;
+    }
+    return got < 0 ? -1 : total;
+}
+
+/* An image file held open for reading while a write through another descriptor copies
+ * it up: the reader must then read the upper copy, also where its reads were large
+ * (the FUSE server answers those from a mapping of the file: fs/fuse_io.py). */
+static int do_cold(const char *path) {
+    char mark[7] = "";
+    int r = open(path, O_RDONLY), w;
+    long size = r < 0 ? -1 : read_cold(r, 0, mark);
+    if (size < (1 << 19))
+        return size < 0 ? fail() : (errno = EINVAL, fail());
+    if ((w = open(path, O_WRONLY)) < 0 || pwrite(w, "colder", 6, size / 2) != 6 ||
+        fsync(w) < 0 || close(w) < 0 || read_cold(r, size / 2, mark) != size)
+        return fail();
+    puts(strcmp(mark, "colder") ? "old" : "new");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: fs_probe CMD PATH [ARGS]\n");
@@ -204,6 +240,8 @@ int main(int argc, char **argv) {
         return do_statfs(path);
     if (!strcmp(cmd, "sparse"))
         return do_sparse(path);
+    if (!strcmp(cmd, "cold"))
+        return do_cold(path);
     if (!strcmp(cmd, "ino")) {
         struct stat st;
         if (lstat(path, &st) < 0)

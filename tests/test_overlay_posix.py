@@ -516,6 +516,18 @@ def test_system_info_says_which_overlay_and_why(runner):
     assert info["fuse_overlay"].startswith("available")
 
 
+# ---- large reads, answered from a mapping of the file (fs/fuse_io.py) ----
+
+def test_reader_of_an_image_file_reads_the_write_that_copied_it_up(runner, probe_dir):
+    """The reader's descriptor gets the upper copy at the copy-up, and its next large
+    reads (the cache dropped: the server answers them) must be the copy's bytes. The
+    probe is the command itself: nothing runs the busybox it writes into."""
+    env = {**runner.env, "ROOTLESS_OVERLAY": "fuse"}
+    out = ok(runner("run", "--rm", "-v", f"{probe_dir}:/probe:ro", "busybox:latest",
+                    "/probe/fs_probe", "cold", "/bin/busybox", env=env))
+    assert out.split() == ["new"]
+
+
 # ---- the server: its own process, which ends with the container ----
 
 def fuse_server_of(runner: Rootless, name: str) -> tuple[int, int]:

@@ -11,7 +11,8 @@ changes the tree while it is mounted, and every change passes through the kernel
 which updates its caches); the page cache is kept across opens (keep_cache) and
 written back in large requests (writeback cache, libfuse's 1 MiB max_write); readdir
 answers with attributes (readdirplus), so `find` and `ls -l` need no lookups; FLUSH is
-answered ENOSYS once, and the kernel sends no more; no direct_io, so mmap works. The
+answered ENOSYS once, and the kernel sends no more; no direct_io, so mmap works; large
+READs are answered from a mapping of the file, one copy instead of two (fs/fuse_io.py). The
 server waits for requests in poll(2), not through trio, and polls without sleeping
 during a burst of requests (fs/fuse_loop.py). What pyfuse3 cannot ask of the kernel:
 caching symlink targets (FUSE_CAP_CACHE_SYMLINKS) and directory listings
@@ -40,6 +41,7 @@ import pyfuse3
 
 from rootless.fs import fuse_access as access
 from rootless.fs.fuse_access import Creds, request_creds
+from rootless.fs.fuse_io import Reads
 from rootless.fs.fuse_layers import UPPER
 from rootless.fs.fuse_nodes import Node, Nodes
 from rootless.fs.fuse_tree import Tree
@@ -87,6 +89,7 @@ class OverlayOps(pyfuse3.Operations):
         self.files: dict[int, Node] = {}  # fh (our descriptor) -> node
         self.dirs: dict[int, tuple[Node, list[str]]] = {}
         self.next_dir = 1
+        self.reads = Reads()  # large READs answered from a mapping (fs/fuse_io.py)
         self.setup = None  # the init's socket, while the runtime sets the container up
 
     # ---- helpers ----
@@ -260,7 +263,7 @@ class OverlayOps(pyfuse3.Operations):
 
     @_errors
     def read(self, fh, off, size):
-        return os.pread(fh, size, off)
+        return self.reads.read(fh, off, size)
 
     @_errors
     def write(self, fh, off, buf):
@@ -278,6 +281,7 @@ class OverlayOps(pyfuse3.Operations):
         node = self.files.pop(fh, None)
         if node is not None:
             node.handles.discard(fh)
+        self.reads.forget(fh)
         os.close(fh)
 
     # ---- directories ----
