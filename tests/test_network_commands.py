@@ -185,6 +185,20 @@ def test_ls_format_template_table_and_json(rootless):
     assert (row["Name"], row["Driver"], row["Scope"]) == ("net1", "bridge", "local")
 
 
+def test_ls_format_label_method_prints_one_labels_value(rootless):
+    create(rootless, "net1", "--label", "env=prod", "--label", "team=web")
+    create(rootless, "net2")
+    out = ok(rootless("network", "ls", "-f", "type=custom", "--format",
+                      '{{.Name}}={{.Label "env"}}/{{.Label "nope"}}'))
+    assert out == "net1=prod/\nnet2=/\n"
+
+
+def test_ls_format_label_method_wants_one_argument(rootless):
+    create(rootless, "net1", "--label", "env=prod")
+    assert_error(rootless("network", "ls", "--format", "{{.Label}}"), 125,
+                 "wrong number of args for Label: want 1 got 0")
+
+
 def test_ls_created_at_is_go_time_string(rootless):
     create(rootless, "net1")
     out = ok(rootless("network", "ls", "--format", "{{.Name}} {{.CreatedAt}}"))
@@ -244,6 +258,20 @@ def test_create_refuses_a_subnet_overlapping_another_network(rootless):
                      "Pool overlaps with other one on this address space",
                      "network net1 has 10.20.0.0/16")
     assert names(rootless, "-f", "type=custom") == ["net1"]
+
+
+@pytest.mark.parametrize("subnet", ["10.0.2.0/24", "10.0.0.0/16", "10.0.2.128/25", "10.0.0.0/8"])
+def test_create_refuses_a_subnet_overlapping_the_slirp_address_space(rootless, subnet):
+    assert_error(rootless("network", "create", "--subnet", subnet, "net1"), 1,
+                 "Pool overlaps with other one on this address space", "10.0.2.0/24")
+    assert names(rootless, "-f", "type=custom") == []
+
+
+def test_create_refuses_a_gateway_in_the_slirp_address_space(rootless):
+    assert_error(rootless("network", "create", "--subnet", "10.0.2.0/24", "--gateway",
+                          "10.0.2.1", "net1"), 1,
+                 "Pool overlaps with other one on this address space", "10.0.2.0/24")
+    assert names(rootless, "-f", "type=custom") == []
 
 
 @pytest.mark.parametrize("gateway, words", [
@@ -365,6 +393,56 @@ def test_a_container_on_two_networks_lists_both_in_connection_order(rootless, bu
     networks = networks_of(rootless, "c1")
     assert {"net1", "net2"} <= set(networks)
     assert networks["net1"]["IPAddress"] != networks["net2"]["IPAddress"]
+
+
+# ---- --ip ----
+
+def test_create_ip_is_the_address_and_inspect_shows_it_requested(rootless, busybox):
+    create(rootless, "net1", "--subnet", "10.40.0.0/24")
+    container(rootless, busybox, "c1", "--network", "net1", "--ip", "10.40.0.9")
+    container(rootless, busybox, "c2", "--network", "net1")
+    first, second = networks_of(rootless, "c1")["net1"], networks_of(rootless, "c2")["net1"]
+    assert first["IPAddress"] == "10.40.0.9"
+    assert first["IPAMConfig"] == {"IPv4Address": "10.40.0.9"}
+    assert (second["IPAddress"], second["IPAMConfig"]) == ("10.40.0.2", None)
+
+
+def test_connect_ip_is_the_address_and_the_next_allocation_skips_it(rootless, busybox):
+    create(rootless, "net1", "--subnet", "10.40.0.0/24")
+    for name in ("c1", "c2"):
+        container(rootless, busybox, name)
+    ok(rootless("network", "connect", "--ip", "10.40.0.2", "net1", "c1"))
+    ok(rootless("network", "connect", "net1", "c2"))
+    assert networks_of(rootless, "c1")["net1"]["IPAMConfig"] == {"IPv4Address": "10.40.0.2"}
+    assert networks_of(rootless, "c2")["net1"]["IPAddress"] == "10.40.0.3"
+
+
+@pytest.mark.parametrize("ip, words", [
+    ("10.40.1.5", "no configured subnet or ip-range contain the IP address 10.40.1.5"),
+    ("10.40.0.1", "Address already in use"),  # the gateway
+    ("10.40.0.7", "Address already in use"),  # c0's
+    ("10.40.0.0", "it is the network address of 10.40.0.0/24"),
+    ("10.40.0.255", "it is the broadcast address of 10.40.0.0/24"),
+    ("10.40.0.x", "invalid IPv4 address: 10.40.0.x"),
+    ("fd00::1", "invalid IPv4 address: fd00::1"),
+])
+def test_ip_refusals_leave_no_container_and_no_endpoint(rootless, busybox, ip, words):
+    create(rootless, "net1", "--subnet", "10.40.0.0/24")
+    c0 = container(rootless, busybox, "c0", "--network", "net1", "--ip", "10.40.0.7")
+    assert_error(rootless("create", "--name", "c1", "--network", "net1", "--ip", ip,
+                          busybox, "true"), 125, words)
+    assert ok(rootless("ps", "-aq", "--no-trunc")).split() == [c0]
+    container(rootless, busybox, "c2")
+    assert_error(rootless("network", "connect", "--ip", ip, "net1", "c2"), 1, words)
+    assert list(inspect(rootless, "net1")["Containers"]) == [c0]
+
+
+@pytest.mark.parametrize("network", [None, "none", "host", "bridge"])
+def test_ip_is_refused_off_user_networks(rootless, busybox, network):
+    mode = ("--network", network) if network else ()
+    assert_error(rootless("create", *mode, "--ip", "10.40.0.9", busybox, "true"), 125,
+                 "user specified IP address is supported on user defined networks only")
+    assert ok(rootless("ps", "-aq")) == ""
 
 
 def test_connect_refuses_a_bad_alias(rootless, busybox):
@@ -530,5 +608,24 @@ def test_a_version_8_store_is_upgraded_and_keeps_its_containers(rootless, busybo
     ok(rootless("network", "connect", "net1", "c1"))
     assert list(inspect(rootless, "net1")["Containers"]) == [cid]
     db = sqlite3.connect(store / "state.db")
-    assert db.execute("SELECT version FROM schema_version").fetchone() == (9,)
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (10,)
+    db.close()
+
+
+def test_a_version_9_store_is_upgraded_and_keeps_its_endpoints(rootless, busybox, store):
+    create(rootless, "net1", "--subnet", "10.40.0.0/24")
+    cid = container(rootless, busybox, "c1", "--network", "net1")
+    db = sqlite3.connect(store / "state.db")
+    with db:  # the store as schema 9 left it: no requested_ip column
+        db.execute("ALTER TABLE network_endpoints DROP COLUMN requested_ip")
+        db.execute("UPDATE schema_version SET version=9")
+    db.close()
+    entry = networks_of(rootless, "c1")["net1"]
+    assert (entry["IPAddress"], entry["IPAMConfig"]) == ("10.40.0.2", None)
+    container(rootless, busybox, "c2", "--network", "net1", "--ip", "10.40.0.9")
+    assert networks_of(rootless, "c2")["net1"]["IPAMConfig"] == {"IPv4Address": "10.40.0.9"}
+    assert list(inspect(rootless, "net1")["Containers"]) == [cid, ok(rootless(
+        "inspect", "-f", "{{.Id}}", "c2")).strip()]
+    db = sqlite3.connect(store / "state.db")
+    assert db.execute("SELECT version FROM schema_version").fetchone() == (10,)
     db.close()

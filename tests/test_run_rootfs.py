@@ -55,3 +55,20 @@ def test_an_image_of_a_hundred_layers_runs_with_every_layer_visible(
     out = ok(rootless("run", "--rm", "many:1", "sh", "-c", "cat /layer0 /layer98; ls / | wc -l"))
     lines = out.split()
     assert lines[:2] == ["0", "98"] and int(lines[2]) >= 99
+
+
+CONTAINER_MOUNT_POINTS = {"/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"}
+
+
+def test_no_mount_of_the_host_remains_in_the_container(rootless, busybox):
+    """pivot_root, then the old root detached (runtime/executor.py): none of the
+    host's mounts is left in the container's mount table, and its root is mounted
+    once."""
+    with open("/proc/self/mountinfo") as f:
+        host = {line.split()[4] for line in f} - CONTAINER_MOUNT_POINTS
+    assert host, "the host has no mount of its own to look for"
+    inside = [line.split()[4] for line in ok(rootless(
+        "run", "--rm", "--network", "none", busybox, "cat", "/proc/self/mountinfo"
+    )).splitlines()]
+    assert inside.count("/") == 1, inside
+    assert not host & set(inside), host & set(inside)

@@ -309,11 +309,17 @@ def pause_pids() -> list[int]:
     return found
 
 
-def test_pause_process_goes_with_the_last_container(rootless, busybox):
-    try:  # one per user: an earlier test's may still be on its way out
+def no_pause_running() -> None:
+    """Skip unless this user has no pause process: there is one per user, so another
+    store's (or an earlier test's, on its way out) would share its hub and bridges."""
+    try:
         wait_for(lambda: not pause_pids(), timeout=10)
     except AssertionError:
         pytest.skip("another store of this user keeps a pause process running")
+
+
+def test_pause_process_goes_with_the_last_container(rootless, busybox):
+    no_pause_running()
     ok(rootless("network", "create", "n1"))
     ok(rootless("run", "-d", "--name", "ca", "--network", "n1", busybox, "sleep", "300"))
     ok(rootless("run", "-d", "--name", "cb", "--network", "n1", busybox, "sleep", "300"))
@@ -323,3 +329,233 @@ def test_pause_process_goes_with_the_last_container(rootless, busybox):
     assert set(pause_pids()) == ours
     ok(rootless("rm", "-f", "cb"))
     wait_for(lambda: not (set(pause_pids()) & ours), timeout=10)
+
+
+# -- robustness: killed commands, removed networks ---------------------------------------
+
+
+def networks_of(rootless, container: str) -> dict:
+    return json.loads(ok(rootless("inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                                  container)))
+
+
+def killed_at(rootless, point: str, *args: str):
+    """`rootless ARGS` killed (SIGKILL) at the named point of its work."""
+    result = rootless(*args, env={**rootless.env, "ROOTLESS_TEST_KILL_AT": point})
+    assert result.returncode == -9, (result.returncode, result.stderr)
+    return result
+
+
+def links_of(rootless, container: str) -> list[str]:
+    out = ok(rootless("exec", container, "ip", "-o", "link"))
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("point", ["connect-endpoint", "connect-veth"])
+def test_a_killed_connect_shows_no_endpoint(rootless, busybox, point):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("network", "create", "n2"))
+    ok(rootless("run", "-d", "--name", "ct", "--network", "n1", busybox, "sleep", "300"))
+    killed_at(rootless, point, "network", "connect", "n2", "ct")
+    assert list(networks_of(rootless, "ct")) == ["n1"]
+    [net] = json.loads(ok(rootless("network", "inspect", "n2")))
+    assert net["Containers"] == {}
+
+
+@pytest.mark.parametrize("point", ["connect-endpoint", "connect-veth"])
+def test_connect_after_a_killed_connect_gives_one_working_interface(rootless, busybox,
+                                                                    point):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("network", "create", "n2"))
+    addr = serve(rootless, busybox, "web", "n2")
+    ok(rootless("run", "-d", "--name", "ct", "--network", "n1", busybox, "sleep", "300"))
+    killed_at(rootless, point, "network", "connect", "n2", "ct")
+    ok(rootless("network", "connect", "n2", "ct"))
+    mine = address_of(rootless, "ct", "n2")
+    out = ok(rootless("exec", "ct", "ip", "-o", "-4", "addr"))
+    subnet = addr.rsplit(".", 1)[0] + "."
+    assert [line.split()[1] for line in out.splitlines() if subnet in line] == ["eth1"], out
+    assert f"{mine}/" in out, out
+    assert ok(rootless("exec", "ct", "sh", "-c", HTTP_GET.format(addr=addr))) == \
+        "hello-from-web\n"
+
+
+@pytest.mark.parametrize("how, said", [(("network", "rm", "n2"), "n2\n"),
+                                       (("network", "prune", "-f"),
+                                        "Deleted Networks:\nn2\n\n")])
+def test_network_rm_after_a_killed_connect_removes_its_interface(rootless, busybox, how,
+                                                                  said):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("network", "create", "n2"))
+    ok(rootless("run", "-d", "--name", "ct", "--network", "n1", busybox, "sleep", "300"))
+    killed_at(rootless, "connect-veth", "network", "connect", "n2", "ct")
+    assert "eth1" in links_of(rootless, "ct")  # the pair was whole when it was killed
+    assert ok(rootless(*how)) == said
+    assert "eth1" not in links_of(rootless, "ct")
+
+
+def test_disconnect_after_a_killed_connect_says_it_was_not_connected(rootless, busybox):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("network", "create", "n2"))
+    ok(rootless("run", "-d", "--name", "ct", "--network", "n1", busybox, "sleep", "300"))
+    killed_at(rootless, "connect-veth", "network", "connect", "n2", "ct")
+    assert_error(rootless("network", "disconnect", "n2", "ct"), 1,
+                 "is not connected to the network n2")
+    assert "eth1" not in links_of(rootless, "ct")
+
+
+def hub_links() -> list[str]:
+    """The links of our user's hub (the pause process's network namespace)."""
+    import subprocess
+
+    [pid] = pause_pids()
+    out = subprocess.run(["nsenter", "--preserve-credentials", "-U", "-n", "-t", str(pid),
+                          "ip", "-o", "link"], capture_output=True, text=True, check=True)
+    return [line.split(":")[1].strip().split("@")[0] for line in out.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("how", [("network", "rm", "old"),
+                                 ("network", "prune", "-f")])
+def test_a_removed_networks_bridge_leaves_the_live_hub(rootless, busybox, how):
+    no_pause_running()
+    ok(rootless("network", "create", "keep"))
+    ok(rootless("run", "-d", "--name", "keeper", "--network", "keep", busybox,
+                "sleep", "300"))  # holds the hub
+    old = ok(rootless("network", "create", "--subnet", "10.131.0.0/24", "old")).strip()
+    ok(rootless("run", "--rm", "--network", "old", busybox, "true"))
+    assert "br-" + old[:12] in hub_links()
+    ok(rootless(*how))
+    assert "br-" + old[:12] not in hub_links()
+
+
+def test_a_network_reusing_a_removed_ones_subnet_reaches_its_gateway(rootless, busybox):
+    ok(rootless("network", "create", "keep"))
+    ok(rootless("run", "-d", "--name", "keeper", "--network", "keep", busybox,
+                "sleep", "300"))
+    ok(rootless("network", "create", "--subnet", "10.132.0.0/24", "old"))
+    ok(rootless("run", "--rm", "--network", "old", busybox, "true"))
+    ok(rootless("network", "rm", "old"))
+    ok(rootless("network", "create", "--subnet", "10.132.0.0/24", "new"))
+    out = ok(rootless("run", "--rm", "--network", "new", busybox, "ping", "-c", "1", "-W",
+                      "3", "10.132.0.1"))
+    assert "1 packets received" in out, out
+
+
+# -- --ip -------------------------------------------------------------------------------
+
+
+def test_run_ip_is_the_interface_address(rootless, busybox):
+    ok(rootless("network", "create", "--subnet", "10.133.0.0/24", "n1"))
+    out = ok(rootless("run", "--rm", "--network", "n1", "--ip", "10.133.0.77", busybox,
+                      "ip", "-o", "-4", "addr", "show", "eth0"))
+    assert "10.133.0.77/24" in out, out
+
+
+def test_connect_ip_of_a_running_container_is_its_new_interface_address(rootless, busybox):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("network", "create", "--subnet", "10.134.0.0/24", "n2"))
+    ok(rootless("run", "-d", "--name", "ct", "--network", "n1", busybox, "sleep", "300"))
+    ok(rootless("network", "connect", "--ip", "10.134.0.50", "n2", "ct"))
+    out = ok(rootless("exec", "ct", "ip", "-o", "-4", "addr", "show", "eth1"))
+    assert "10.134.0.50/24" in out, out
+    assert networks_of(rootless, "ct")["n2"]["IPAMConfig"] == {"IPv4Address": "10.134.0.50"}
+
+
+# -- a killed pause process --------------------------------------------------------------
+
+
+def kill_the_pause() -> tuple[int, int]:
+    """SIGKILL our pause process; (its pid, its hub's inode)."""
+    import signal
+
+    [pid] = pause_pids()
+    hub = os.stat(f"/proc/{pid}/ns/net").st_ino
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pid not in pause_pids(), timeout=10)
+    return pid, hub
+
+
+def test_after_the_pause_is_killed_a_new_container_reaches_the_running_ones(rootless,
+                                                                          busybox):
+    no_pause_running()
+    ok(rootless("network", "create", "n1"))
+    addr = serve(rootless, busybox, "web", "n1")
+    assert ok(get_from(rootless, busybox, "n1", addr)) == "hello-from-web\n"
+    killed, hub = kill_the_pause()
+    assert ok(get_from(rootless, busybox, "n1", "web", retries=3)) == "hello-from-web\n"
+    [again] = pause_pids()
+    assert again != killed
+    assert os.stat(f"/proc/{again}/ns/net").st_ino == hub  # the survivors' hub, entered
+    ok(rootless("rm", "-f", "web"))  # and the new pause goes with the last container
+    wait_for(lambda: again not in pause_pids(), timeout=10)
+
+
+def test_after_the_pause_is_killed_connect_of_a_running_container_reaches_peers(rootless,
+                                                                              busybox):
+    no_pause_running()
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("network", "create", "n2"))
+    addr = serve(rootless, busybox, "web", "n1")
+    ok(rootless("run", "-d", "--name", "ct", "--network", "n2", busybox, "sleep", "300"))
+    kill_the_pause()
+    ok(rootless("network", "connect", "n1", "ct"))
+    assert ok(rootless("exec", "ct", "sh", "-c", HTTP_GET.format(addr=addr))) == \
+        "hello-from-web\n"
+
+
+# -- MAC addresses in inspect ------------------------------------------------------------
+
+
+def test_inspect_mac_address_is_the_interfaces(rootless, busybox):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("network", "create", "n2"))
+    ok(rootless("run", "-d", "--name", "ct", "--network", "n1", busybox, "sleep", "300"))
+    ok(rootless("network", "connect", "n2", "ct"))
+    settings = networks_of(rootless, "ct")
+    cid = ok(rootless("inspect", "-f", "{{.Id}}", "ct")).strip()
+    for network, ifname in (("n1", "eth0"), ("n2", "eth1")):
+        mac = ok(rootless("exec", "ct", "cat", f"/sys/class/net/{ifname}/address")).strip()
+        assert len(mac) == 17 and settings[network]["MacAddress"] == mac, (network, mac)
+        [net] = json.loads(ok(rootless("network", "inspect", network)))
+        assert net["Containers"][cid]["MacAddress"] == mac
+
+
+def test_inspect_mac_address_is_empty_once_stopped(rootless, busybox):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("run", "-d", "--name", "ct", "--network", "n1", busybox, "sleep", "300"))
+    assert networks_of(rootless, "ct")["n1"]["MacAddress"] != ""
+    ok(rootless("stop", "-t", "0", "ct"))
+    assert networks_of(rootless, "ct")["n1"]["MacAddress"] == ""
+
+
+def test_a_start_killed_while_attaching_starts_whole_the_next_time(rootless, busybox):
+    ok(rootless("network", "create", "n1"))
+    ok(rootless("network", "create", "n2"))
+    ok(rootless("create", "--name", "ct", "--network", "n1", busybox, "sleep", "300"))
+    ok(rootless("network", "connect", "n2", "ct"))
+    killed = rootless("start", "ct", env={**rootless.env, "ROOTLESS_TEST_KILL_AT":
+                                          "start-veth"})
+    assert_error(killed, 1, "the container's monitor failed to start")
+    assert ok(rootless("inspect", "-f", "{{.State.Status}}", "ct")).strip() in (
+        "created", "exited")
+    ok(rootless("start", "ct"))
+    out = ok(rootless("exec", "ct", "ip", "-o", "-4", "addr"))
+    for network, ifname in (("n1", "eth0"), ("n2", "eth1")):
+        addr = address_of(rootless, "ct", network)
+        assert [line.split()[1] for line in out.splitlines() if f" {addr}/" in line] == \
+            [ifname], out
+
+
+def test_network_rm_after_the_pause_is_killed_deletes_the_bridge_from_the_kept_hub(
+        rootless, busybox):
+    no_pause_running()
+    ok(rootless("network", "create", "keep"))
+    ok(rootless("run", "-d", "--name", "keeper", "--network", "keep", busybox,
+                "sleep", "300"))
+    old = ok(rootless("network", "create", "old")).strip()
+    ok(rootless("run", "--rm", "--network", "old", busybox, "true"))
+    _, hub = kill_the_pause()
+    ok(rootless("network", "rm", "old"))
+    [again] = pause_pids()
+    assert os.stat(f"/proc/{again}/ns/net").st_ino == hub
+    assert "br-" + old[:12] not in hub_links()

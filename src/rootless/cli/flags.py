@@ -2,17 +2,22 @@
 `--name=V`, `--name V`, combined short flags `-it`, `-eK=V`; bool flags take `=true` or
 `=false`. Each command keeps its own table of Flags; this is the one parser of them.
 
-Flag is a plain namedtuple: typing.NamedTuple under `from __future__ import annotations`
-compiles each field's annotation at import, on the path of `run` and `exec`."""
+Flag is a @record (rootless/records.py): neither typing.NamedTuple nor
+collections.namedtuple, whose imports are on the path of `run` and `exec`."""
 
 from __future__ import annotations
 
-from collections import namedtuple
-
 from rootless.errors import UsageError
+from rootless.records import record
 
-# names, dest, kind ("bool" | "value" | "list"), help, metavar
-Flag = namedtuple("Flag", "names dest kind help metavar", defaults=("",))
+
+@record
+class Flag:
+    names: tuple[str, ...]
+    dest: str
+    kind: str  # "bool" | "value" | "list"
+    help: str
+    metavar: str = ""
 
 
 def by_name(flags) -> dict:

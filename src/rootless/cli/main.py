@@ -8,7 +8,9 @@ engine's own errors, 126/127 when the command cannot run, else the container's c
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports the collections package
+    from collections.abc import Callable
 
 FAST_COMMANDS = {("run",): "run", ("container", "run"): "run", ("create",): "create",
                  ("container", "create"): "create"}

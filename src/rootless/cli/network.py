@@ -82,12 +82,24 @@ def _go_time(when: float | None) -> str:
         time.strftime(" %z %Z", local)
 
 
+class _Entry(dict):
+    """One `network ls` row: its fields, and the docker CLI's networkContext.Label
+    method (`{{.Label "KEY"}}`: the label's value, "" if it has none)."""
+
+    def _label(self, key: str) -> str:
+        return self._labels.get(key, "") if isinstance(key, str) else ""
+
+    go_methods = {"Label": _label}
+
+
 def _entry(row, no_trunc: bool) -> dict[str, str]:
-    return {"ID": row.id if no_trunc else row.id[:12], "Name": row.name,
-            "Driver": row.driver, "Scope": "local", "IPv6": "false",
-            "Internal": "true" if row.internal else "false",
-            "Labels": ",".join(f"{k}={v}" for k, v in sorted(row.labels.items())),
-            "CreatedAt": _go_time(row.created)}
+    entry = _Entry({"ID": row.id if no_trunc else row.id[:12], "Name": row.name,
+                    "Driver": row.driver, "Scope": "local", "IPv6": "false",
+                    "Internal": "true" if row.internal else "false",
+                    "Labels": ",".join(f"{k}={v}" for k, v in sorted(row.labels.items())),
+                    "CreatedAt": _go_time(row.created)})
+    entry._labels = dict(row.labels)
+    return entry
 
 
 @app.command("ls")
@@ -194,12 +206,15 @@ def connect(ctx: typer.Context,
             container: str = typer.Argument(..., metavar="CONTAINER"),
             alias: List[str] = typer.Option([], "--alias",
                                             help="Add a network-scoped alias for the "
-                                                 "container.")) -> None:
+                                                 "container."),
+            ip: Optional[str] = typer.Option(None, "--ip", metavar="IPV4",
+                                             help="IPv4 address (of the network's "
+                                                  "subnet).")) -> None:
     """Connect a container to a network."""
     from rootless.cli.common import get_store
-    from rootless.engine.networks import network_connect
+    from rootless.engine.network_connect import network_connect
 
-    network_connect(get_store(ctx), network, container, alias)
+    network_connect(get_store(ctx), network, container, alias, ip)
 
 
 @app.command("disconnect")
@@ -211,6 +226,6 @@ def disconnect(ctx: typer.Context,
                                                "a network.")) -> None:
     """Disconnect a container from a network."""
     from rootless.cli.common import get_store
-    from rootless.engine.networks import network_disconnect
+    from rootless.engine.network_connect import network_disconnect
 
     network_disconnect(get_store(ctx), network, container, force)

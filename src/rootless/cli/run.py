@@ -66,6 +66,7 @@ FLAGS = (
          "slirp:allow_host_loopback=true), host, none", "MODE"),
     Flag(("--network-alias", "--net-alias"), "network_aliases", "list",
          "Add a network-scoped alias (user networks)", "ALIAS"),
+    Flag(("--ip",), "ip", "value", "IPv4 address on the user network", "IPV4"),
     Flag(("--no-healthcheck",), "no_healthcheck", "bool",
          "Disable the image's HEALTHCHECK"),
     Flag(("--pids-limit",), "pids_limit", "value",
@@ -174,12 +175,39 @@ def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run
                                 values["detach_keys"] is not None):
         raise UsageError("unknown flag for create: -d/--sig-proxy/--detach-keys are "
                          "run's (see: rootless create --help)")
-    from rootless.engine.run import (RunOptions, container_create_from, container_run,
-                                     fork_monitor)
-    from rootless.store.store import Store, store_root
+    fields = _run_options(values, debug)
+    monitor = None
+    if command != "create":  # forked before the engine's and SQLite's imports
+        from rootless.engine.monitor_fork import fork_monitor
+        from rootless.store.root import store_root
 
+        monitor = fork_monitor(store_root(root), fields["detach"], fields["interactive"],
+                               fields["tty"])
+    try:
+        from rootless.engine.run import RunOptions, container_create_from, container_run
+        from rootless.store.store import Store
+
+        opts = RunOptions(**fields)
+        store = Store.open(root)
+    except BaseException:
+        if monitor is not None:
+            monitor.cancel()
+        raise
+    pull = None if values["quiet"] else _pull_reported  # None: the engine pulls silently
+    try:  # closed here, not by the interpreter's teardown: main.exit_now skips that
+        if command == "create":
+            print(container_create_from(store, opts, pull).id)
+            return 0
+        return container_run(store, opts, pull, monitor)
+    finally:
+        store.close(exiting=True)
+
+
+def _run_options(values: dict, debug: bool) -> dict:
+    """RunOptions' fields from the parsed flags, every value checked (UsageError):
+    before the monitor is forked, so a bad flag leaves no process behind."""
     no_new_privileges, seccomp, fakeroot_stat = security_options(values["security_opt"])
-    opts = RunOptions(
+    return dict(
         image=values["image"], command=values["command"], entrypoint=values["entrypoint"],
         env=values["env"], env_files=values["env_files"], workdir=values["workdir"],
         user=values["user"], group_add=tuple(values["group_add"]),
@@ -191,7 +219,7 @@ def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run
         expose=tuple(values["expose"]), dns=tuple(values["dns"]),
         dns_search=tuple(values["dns_search"]), dns_options=tuple(values["dns_options"]),
         extra_hosts=tuple(values["extra_hosts"]),
-        network_aliases=tuple(values["network_aliases"]),
+        network_aliases=tuple(values["network_aliases"]), ip=values["ip"],
         remove=bool(values["remove"]), interactive=bool(values["interactive"]),
         tty=bool(values["tty"]), init=bool(values["init"]),
         no_new_privileges=no_new_privileges, seccomp=seccomp, fakeroot_stat=fakeroot_stat,
@@ -205,21 +233,6 @@ def run_main(argv: list[str], root: str | None, debug: bool, command: str = "run
         health=_health(values), no_healthcheck=bool(values["no_healthcheck"]),
         sig_proxy=values["sig_proxy"] is not False, detach_keys=values["detach_keys"],
         **{k: values[k] for k in RESOURCE_FLAGS})
-    pull = None if values["quiet"] else _pull_reported  # None: the engine pulls silently
-    monitor = None if command == "create" else fork_monitor(store_root(root), opts)
-    try:
-        store = Store.open(root)
-    except BaseException:
-        if monitor is not None:
-            monitor.cancel()
-        raise
-    try:  # closed here, not by the interpreter's teardown: main.exit_now skips that
-        if command == "create":
-            print(container_create_from(store, opts, pull).id)
-            return 0
-        return container_run(store, opts, pull, monitor)
-    finally:
-        store.close(exiting=True)
 
 
 def _stop_timeout(text: str | None) -> int | None:

@@ -518,6 +518,15 @@ class _Exec:
         first, rest = cmd.args[0], cmd.args[1:]
         if first.kind == "ident":
             return self.call(cmd, first.value, rest, dot, scope, final)
+        if first.kind == "field" and (rest or final is not _NONE):
+            receiver = dot
+            for name in first.fields[:-1]:
+                receiver = self.field(receiver, name, cmd)
+            method = _methods(receiver).get(first.fields[-1])
+            if method is not None:  # Go calls a method with the command's arguments
+                args = [self.operand(a, dot, scope, cmd) for a in rest]
+                return self._method(cmd, first.fields[-1], method, receiver,
+                                    args + ([final] if final is not _NONE else []))
         if rest or final is not _NONE:
             name = cmd.source.split()[0]
             raise self.error(cmd, f"can't give argument to non-function {name}", cmd.source)
@@ -561,9 +570,19 @@ class _Exec:
             value = self.field(value, name, cmd)
         return value
 
+    def _method(self, cmd: Command, name: str, method: Any, receiver: Any,
+                args: list[Any]) -> Any:
+        want = method.__code__.co_argcount - 1
+        if len(args) != want:
+            raise self.error(cmd, f"wrong number of args for {name}: want {want} got "
+                                  f"{len(args)}", cmd.source)
+        return method(receiver, *args)
+
     def field(self, value: Any, name: str, cmd: Command) -> Any:
         if value is None:
             return None
+        if name in _methods(value):  # a method given no arguments: Go calls it
+            return self._method(cmd, name, _methods(value)[name], value, [])
         if isinstance(value, dict):
             try:
                 return value[name]
@@ -574,6 +593,12 @@ class _Exec:
 
 
 _NONE = object()  # "no value piped in", distinct from None
+
+
+def _methods(value: Any) -> dict[str, Any]:
+    """The Go methods a row offers its template beside its fields (`{{.Label "k"}}` of
+    `network ls`): a dict subclass's `go_methods`, name -> function(row, *args)."""
+    return getattr(type(value), "go_methods", {}) if isinstance(value, dict) else {}
 
 
 def render(text: str, value: Any) -> str:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import time
 
 from rootless.errors import RootlessError
@@ -41,7 +40,15 @@ from rootless.records import record
 
 PREFIX = "rootless-"
 LEAF = "container"
-_CONTAINER_NAME = re.compile(r"rootless-[0-9a-f]{12,64}")
+
+
+def _container_name(name: str) -> bool:
+    """rootless-<12 to 64 lower-case hex digits>: a container's cgroup, never another."""
+    digits = name[len(PREFIX):]
+    return (name.startswith(PREFIX) and 12 <= len(digits) <= 64
+            and all(c in "0123456789abcdef" for c in digits))
+
+
 # what every container cgroup gets when the parent offers it: docker's stats reads
 # cpu, memory, pids and io; cpuset only when --cpuset-cpus asks for it
 STATS_CONTROLLERS = ("cpu", "io", "memory", "pids")
@@ -221,7 +228,7 @@ def _mkdir(path: str) -> None:
 
 def container_cgroup_name(container_id: str) -> str:
     name = PREFIX + container_id
-    if not _CONTAINER_NAME.fullmatch(name):
+    if not _container_name(name):
         raise ValueError(f"not a container id: {container_id!r}")
     return name
 
@@ -358,7 +365,7 @@ def cgroup_cleanup(container_id: str) -> None:
     """What a killed monitor left: the container's cgroup where this process would
     make it (`rm` calls this; another session's cgroup is not found, and stays empty)."""
     place = cgroup_place()
-    if place.parent is not None and _CONTAINER_NAME.fullmatch(PREFIX + container_id):
+    if place.parent is not None and _container_name(PREFIX + container_id):
         path = os.path.join(place.parent, PREFIX + container_id)
         if os.path.isdir(path):
             cgroup_remove(path, timeout=1.0)
@@ -412,7 +419,7 @@ def cgroup_of(container_id: str, pid: int) -> str | None:
 
 def _container_path(path: str) -> None:
     """Only a container's cgroup may be killed, frozen or removed through here."""
-    if not _CONTAINER_NAME.fullmatch(os.path.basename(path)) or ".." in path.split("/"):
+    if not _container_name(os.path.basename(path)) or ".." in path.split("/"):
         raise ValueError(f"not a container cgroup: {path!r}")
 
 

@@ -19,13 +19,11 @@ import time
 
 from rootless.engine.containers import (ContainerRow, container_list, container_lookup,
                                         container_path)
-from rootless.engine.container_settings import LOG_FILE, settings_read
+from rootless.engine.container_settings import LOG_FILE, SPEC_LIMIT, settings_read
 from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
                                           PRIVILEGED_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION,
                                           SECURITY_OPT_ANNOTATION)
 
-# config.json holds the seccomp profile (tens of KiB); anything near this is not ours
-SPEC_LIMIT = 8 << 20
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as docker prints it
 UNLIMITED = 2**64 - 1  # RLIM_INFINITY in an OCI rlimit; docker's --ulimit says -1
 

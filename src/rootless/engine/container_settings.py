@@ -9,15 +9,17 @@ it lives in a directory a process of the user can reach.
 
 from __future__ import annotations
 
-import json
 import os
 
+from rootless import jsonfast
 from rootless.errors import UsageError
 from rootless.records import record
 
 SETTINGS_FILE = "settings.json"
 LOG_FILE = "container-json.log"  # docker's json-file log, written by the monitor
 SETTINGS_LIMIT = 1 << 20
+# config.json holds the seccomp profile (tens of KiB); anything near this is not ours
+SPEC_LIMIT = 8 << 20
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
 DEFAULT_STOP_TIMEOUT = 10  # seconds, docker's
 
@@ -78,7 +80,7 @@ def settings_write(cdir: str | os.PathLike, settings: Settings) -> None:
         data["healthcheck"] = settings.healthcheck._asdict()
     path = os.path.join(cdir, SETTINGS_FILE)
     with open(path + ".tmp", "w") as f:
-        f.write(json.dumps(data))
+        f.write(jsonfast.dumps(data))
     os.replace(path + ".tmp", path)
 
 
@@ -88,7 +90,7 @@ def settings_read(cdir: str | os.PathLike) -> Settings:
     from rootless.kernel.paths import read_regular_path
 
     try:
-        data = json.loads(read_regular_path(os.path.join(cdir, SETTINGS_FILE),
+        data = jsonfast.loads(read_regular_path(os.path.join(cdir, SETTINGS_FILE),
                                             SETTINGS_LIMIT))
     except (OSError, ValueError):
         return Settings()
@@ -125,3 +127,22 @@ def _healthcheck(value) -> Healthcheck | None:
     retries = value.get("retries")
     retries = retries if type(retries) is int and retries >= 0 else 3
     return Healthcheck(tuple(test), retries=retries, **numbers)
+
+
+def spec_load(path) -> dict:
+    """The container's config.json, {} if unusable: bounded and regular-file only
+    (kernel/paths.read_regular), as container_inspect.spec_read reads it, without that
+    module's imports: exec and the monitor read it on their start's path."""
+    from rootless.kernel.paths import read_regular
+
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        spec = jsonfast.loads(read_regular(fd, SPEC_LIMIT))
+    except (OSError, ValueError):
+        return {}
+    finally:
+        os.close(fd)
+    return spec if isinstance(spec, dict) else {}

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 
+from rootless.engine.container_settings import spec_load
 from rootless.engine.containers import ContainerRow, container_path, container_row
 from rootless.errors import NotFoundError, RootlessError, UsageError
 from rootless.runtime.process import Started, StdioOptions
@@ -154,30 +155,6 @@ def _hand_listener(monitor, started: Started) -> Started:
     finally:
         os.close(listener)
     return started._replace(listener=None)
-
-
-SPEC_LIMIT = 8 << 20  # as engine/container_inspect.py's
-
-
-def spec_load(path) -> dict:
-    """The container's config.json, {} if unusable: bounded and regular-file only
-    (kernel/paths.read_regular), as container_inspect.spec_read reads it, without that
-    module's imports (~1 ms of exec's ~30)."""
-    import json
-
-    from rootless.kernel.paths import read_regular
-
-    try:
-        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return {}
-    try:
-        spec = json.loads(read_regular(fd, SPEC_LIMIT))
-    except (OSError, ValueError):
-        return {}
-    finally:
-        os.close(fd)
-    return spec if isinstance(spec, dict) else {}
 
 
 # What the caller asked for, as docker's ExecConfig holds it (a plain namedtuple: see

@@ -5,10 +5,9 @@ heavy imports at module level, a few indexed SQLite lookups and one stat per lay
 
 from __future__ import annotations
 
-import json
 import os
-from contextlib import contextmanager
 
+from rootless import jsonfast
 from rootless.errors import ImageError, NotFoundError, RootlessError, UsageError
 from rootless.records import record
 from rootless.store import metadata as md
@@ -42,7 +41,7 @@ def image_resolve(store, name: str) -> ImageRecord:
                              f"(try: rootless rmi -f {name}, then load or pull it again)")
     _owners_check(store, name, row.layers)
     names = [_familiar(n) for n in md.tags_of(store, image_id)]
-    return ImageRecord(image_id, names, json.loads(row.config), dirs)
+    return ImageRecord(image_id, names, jsonfast.loads(row.config), dirs)
 
 
 def _owners_check(store, name: str, chains: list[str]) -> None:
@@ -115,18 +114,22 @@ def _familiar(name: str) -> str:
 # engine/layer_unpack.py) removes everything this command put in tmp/ before the
 # command exits: spooled input, blobs and layers being written.
 
-@contextmanager
-def _temp_cleaned(store):
-    """Remove this process's tmp/ entries if the body fails or is interrupted."""
-    from rootless.store.space import layer_limit
+class _temp_cleaned:  # noqa: N801  a context, named as the function it replaced
+    """Remove this process's tmp/ entries if the body fails or is interrupted. (A class:
+    this module is on `run`'s path, and contextlib's imports cost it ~3 ms.)"""
 
-    layer_limit()  # a bad ROOTLESS_LAYER_LIMIT is refused before any work
-    store.clean_temp()
-    try:
-        yield
-    except BaseException:
-        store.clean_temp(own=True)
-        raise
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        from rootless.store.space import layer_limit
+
+        layer_limit()  # a bad ROOTLESS_LAYER_LIMIT is refused before any work
+        self.store.clean_temp()
+
+    def __exit__(self, kind, error, tb) -> None:
+        if kind is not None:
+            self.store.clean_temp(own=True)
 
 
 def image_import(store, source: str, name: str | None = None, changes: list[str] = (),
@@ -301,7 +304,7 @@ def image_inspect(store, names: list[str]) -> list[dict[str, object]]:
     for name in names:
         image_id = image_lookup(store, name)
         row = md.image_get(store, image_id)
-        config = json.loads(row.config)
+        config = jsonfast.loads(row.config)
         result.append({
             "Id": image_id,
             "RepoTags": [_familiar(n) for n in md.tags_of(store, image_id)],

@@ -20,11 +20,12 @@ Everything it needs is imported before the container starts or lazily by a featu
 from __future__ import annotations
 
 import gc
-import json
 import os
-import signal
+# the C module: `signal` wraps it in enums, and enum costs the start ~3 ms of imports
+import _signal as signal
 import time
 
+from rootless import jsonfast
 from rootless.engine.container_settings import LOG_FILE
 from rootless.engine.monitor_fork import (ATTACH_SOCKET, MONITOR_LOCK, Launched,
                                           PendingMonitor)
@@ -67,7 +68,7 @@ def monitor_main(root, go_r: int, report_w: int, client, attach, winsize) -> Non
     except BaseException as e:  # never back into the caller's code
         try:
             message = str(e) if isinstance(e, RootlessError) else f"monitor: {e}"
-            os.write(report_w, json.dumps({"message": message,
+            os.write(report_w, jsonfast.dumps({"message": message,
                                            "code": EXIT_ENGINE}).encode())
         except OSError:
             pass
@@ -79,12 +80,24 @@ def monitor_main(root, go_r: int, report_w: int, client, attach, winsize) -> Non
 
 
 def _wait_for_container(go_r: int) -> str:
-    """The runtime imported while the command creates the container, then its id; a
-    closed pipe ends us quietly (SystemExit is not an exception the caller reports)."""
-    import rootless.engine.cgroups  # noqa: F401  what _start needs before the start,
-    import rootless.runtime.run  # noqa: F401  loaded now (the pump's and the
-    import rootless.runtime.seccomp_fakeroot  # noqa: F401  fakeroot's come after it)
+    """What the start needs, made while the command creates the container: the
+    modules Monitor.run and _start import before the container runs (the pump's and
+    the fakeroot's come after it), the exec helper's sealed copy. Then the container's
+    id; a closed pipe ends us quietly (SystemExit is not an exception the caller
+    reports)."""
+    import rootless.engine.cgroups  # noqa: F401
+    import rootless.engine.container_settings  # noqa: F401
+    import rootless.kernel.procs  # noqa: F401
+    import rootless.runtime.annotations  # noqa: F401
+    import rootless.kernel.notify  # noqa: F401
+    import rootless.runtime.run  # noqa: F401
+    import rootless.runtime.seccomp_fakeroot  # noqa: F401
+    from rootless.kernel.syscalls import RealSyscalls
+    from rootless.runtime.helper import prepare
+    from rootless.runtime.seccomp import section_digest
 
+    section_digest({})  # its hash's module, loaded on first use
+    prepare(RealSyscalls())
     data = os.read(go_r, 128)
     os.close(go_r)
     text = data.decode(errors="replace")
@@ -166,7 +179,7 @@ class Monitor:
             raise RootlessError(f"no such container: {self.id}") from None
         self.dirfd = dirfd
         self._lock()
-        from rootless.engine.exec import spec_load
+        from rootless.engine.container_settings import spec_load
 
         spec = spec_load(os.path.join(self.cdir, "config.json"))
         if not spec:
@@ -436,7 +449,7 @@ class Monitor:
         if self.report_w is None:
             return
         try:
-            os.write(self.report_w, json.dumps(data).encode())
+            os.write(self.report_w, jsonfast.dumps(data).encode())
         except OSError:  # EPIPE: the command that launched us was killed; we go on
             pass
         finally:

@@ -11,9 +11,9 @@ after the fork (importing socket costs ~2 ms, with its enums and selectors).
 
 from __future__ import annotations
 
-import json
 import os
 
+from rootless import jsonfast
 from rootless.errors import EXIT_ENGINE, RootlessError
 from rootless.records import record
 
@@ -27,6 +27,20 @@ class Launched:
     pid: int  # the container's init
     start_time: int | None
     client: object | None  # a socket.socket attached from the start, when asked
+
+
+def fork_monitor(root: str, detach: bool, interactive: bool, tty: bool) -> "PendingMonitor":
+    """The monitor of the container `run` is about to create, forked first so that its
+    imports overlap the creation: `run` forks it as soon as its flags are read, before
+    it imports the engine or SQLite, so that the monitor is ready (imports done, the
+    exec helper's sealed copy made) when the container is."""
+    wants = None if detach else {"stdin": interactive, "stdout": True, "stderr": True}
+    winsize = None
+    if tty and wants is not None:
+        from rootless.runtime.terminal import winsize_of
+
+        winsize = winsize_of(0)
+    return PendingMonitor(root, wants, winsize)
 
 
 class PendingMonitor:
@@ -71,7 +85,7 @@ class PendingMonitor:
             meanwhile()
         data = self._finish()
         try:
-            report = json.loads(data.decode(errors="replace") or "{}")
+            report = jsonfast.loads(data.decode(errors="replace") or "{}")
         except ValueError:
             report = {}
         if "pid" not in report:

@@ -57,13 +57,15 @@ def _live_ids(store, starting: str, stopping: str) -> set[str]:
 def _peer_lines(store, container_id: str, live: set[str]) -> list[str]:
     """`IP<TAB>name aliases... shortid` of every live container that shares a network
     with `container_id`, one line per shared network, in connection order."""
+    from rootless.engine.network_run import pending_networks
     from rootless.engine.networks import endpoints_of_container, endpoints_of_network
 
     names = dict(store.db.execute("SELECT id, name FROM containers").fetchall())
     lines = []
     for network, _ in endpoints_of_container(store, container_id):
         for peer in endpoints_of_network(store, network.id):
-            if peer.container_id == container_id or peer.container_id not in live:
+            if peer.container_id == container_id or peer.container_id not in live or \
+                    network.id in pending_networks(store, peer.container_id):
                 continue
             words = [names.get(peer.container_id) or "", *peer.aliases,
                      peer.container_id[:12]]
@@ -108,8 +110,9 @@ def _write_peers(store, container_id: str, lines: list[str]) -> None:
 def _running_namespaces(store, row):
     """[pause hold, pause userns, hub netns, container netns] (descriptors) of a
     running container on user networks; RootlessError otherwise."""
-    from rootless.engine.exec import spec_load
+    from rootless.engine.container_settings import spec_load
     from rootless.engine.containers import container_path
+    from rootless.engine.network_run import hub_holders
     from rootless.kernel.idmap import detect_maps
     from rootless.kernel.procs import open_namespaces
     from rootless.net import pause
@@ -125,7 +128,8 @@ def _running_namespaces(store, row):
     maps = detect_maps(0, 0)
     hold = pause.hold(maps)
     try:
-        userns, hubns, _ = pause.namespaces(pause.ensure(maps))
+        found = pause.ensure(maps, lambda: hub_holders(store))
+        userns, hubns, _ = pause.namespaces(found)
         try:
             (netns,) = open_namespaces(row.pid, row.init_start, ("net",))
         except BaseException:
@@ -162,17 +166,141 @@ def _interfaces_of(store, row):
             os.close(fd)
 
 
-def connect_running(store, row, network, endpoint) -> None:
-    """Give the running container `row` an interface on `network` now."""
-    from rootless.engine.network_run import attachment_for
-    from rootless.net.bridge import attach
+def settle_container(store, container_id: str) -> None:
+    """settle() under the container's lock, its state read under it."""
+    from rootless.engine.containers import container_row
+
+    with interfaces_locked(store, container_id):
+        row = container_row(store, container_id)
+        if row is not None:
+            settle(store, row, row.state in LIVE_STATES)
+
+
+def bridge_forget(store, *networks) -> None:
+    """After `network rm`/prune: the network's bridge leaves a live hub too, so a later
+    network on the same subnet never meets it there (two bridges with one gateway
+    address: the hub answers on the first). Best effort: it goes with the pause process
+    anyway, and the network's row is gone already."""
+    from rootless.engine.network_run import bridge_name, hub_holders
+    from rootless.kernel.idmap import detect_maps
+    from rootless.net import pause
+    from rootless.net.bridge import bridge_remove
+
+    if not networks:
+        return
+    maps = detect_maps(0, 0)
+    hold = pause.hold(maps)
+    try:
+        found = pause.find(maps)
+        holders = hub_holders(store) if found is None else []
+        if holders:  # a killed pause's hub, which its running containers keep
+            found = pause.ensure(maps, lambda: holders)
+        if found is None:  # no hub: no bridge
+            return
+        userns, hubns, _ = pause.namespaces(found)
+        try:
+            for network in networks:
+                bridge_remove(userns, hubns, bridge_name(network.id), network.name)
+        finally:
+            os.close(userns)
+            os.close(hubns)
+    except (OSError, RootlessError):
+        pass
+    finally:
+        os.close(hold)
+
+
+@contextlib.contextmanager
+def interfaces_locked(store, container_id: str):
+    """The container's NETWORK_LOCK held (engine/network_run.py): one connect,
+    disconnect or start changes its interfaces at a time. A container whose directory
+    is gone has none to guard."""
+    from rootless.engine.containers import container_path
+    from rootless.engine.network_run import lock_interfaces
+
+    try:
+        dirfd = os.open(container_path(store, container_id),
+                        os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        yield
+        return
+    try:
+        lock = lock_interfaces(dirfd)
+    finally:
+        os.close(dirfd)
+    try:
+        yield
+    finally:
+        os.close(lock)
+
+
+def settle(store, row, running: bool) -> None:
+    """Undo what a connect killed midway left (the caller holds interfaces_locked, so
+    a PENDING entry is no live command's): its pair's end in the hub (the container's
+    end goes with it), its endpoint row, its entry. docker's connect either happens or
+    not; one killed before it said so did not."""
+    from rootless.engine.containers import container_path
+    from rootless.engine.network_run import (interfaces_of, is_pending, read_interfaces,
+                                             write_interfaces)
+    from rootless.engine.networks import endpoint_remove
+
+    pending = {network_id: names for network_id, names
+               in interfaces_of(store, row.record.id).items() if is_pending(names)}
+    if not pending:
+        return
+    if running:  # its namespace lives: the half-made pair may too
+        from rootless.net.bridge import hub_link_remove
+
+        with _interfaces_of(store, row) as (userns, hubns, _, interfaces, save):
+            for network_id, names in pending.items():
+                hub_link_remove(userns, hubns, names[1], "veth")
+                endpoint_remove(store, network_id, row.record.id)
+                interfaces.pop(network_id, None)
+                save()
+        return
+    dirfd = os.open(container_path(store, row.record.id),  # the pair went with its
+                    os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)  # netns
+    try:
+        interfaces = read_interfaces(dirfd)
+        for network_id in pending:
+            endpoint_remove(store, network_id, row.record.id)
+            interfaces.pop(network_id, None)
+        write_interfaces(dirfd, interfaces)
+    finally:
+        os.close(dirfd)
+
+
+def connect_running(store, row, network, aliases=(), ip: str | None = None):
+    """Give the running container `row` an endpoint and an interface on `network` now;
+    the endpoint. The caller holds interfaces_locked and has settled it. Its entry
+    is PENDING from before the endpoint row until the pair is whole."""
+    from rootless.engine.network_run import PENDING, attachment_for, killed_here
+    from rootless.engine.networks import endpoint_add, endpoint_remove
+    from rootless.net.bridge import attach_mac, veth_name
 
     with _interfaces_of(store, row) as (userns, hubns, netns, interfaces, save):
         taken = {names[0] for names in interfaces.values()}
         ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
-        veth = attach(userns, hubns, netns, attachment_for(network, endpoint, ifname))
-        interfaces[network.id] = [ifname, veth]
+        veth = veth_name()
+        interfaces[network.id] = [ifname, veth, PENDING, ""]
         save()
+        try:
+            endpoint = endpoint_add(store, network, row.record.id, aliases, ip)
+            killed_here("connect-endpoint")
+            try:
+                _, mac = attach_mac(userns, hubns, netns,
+                                    attachment_for(network, endpoint, ifname), veth)
+                killed_here("connect-veth")
+            except BaseException:
+                endpoint_remove(store, network.id, row.record.id)
+                raise
+        except BaseException:
+            interfaces.pop(network.id, None)
+            save()
+            raise
+        interfaces[network.id] = [ifname, veth, "", mac]
+        save()
+    return endpoint
 
 
 def disconnect_running(store, row, network, endpoint) -> None:

@@ -43,6 +43,13 @@ def network_validate(opts) -> None:
     if opts.network_aliases and kind != "user":
         raise UsageError("network-scoped alias is supported only for containers in user "
                          "defined networks")
+    if opts.ip is not None:
+        if kind != "user":  # moby's runconfig.ErrUnsupportedNetworkAndIP
+            raise UsageError("user specified IP address is supported on user defined "
+                             "networks only")
+        from rootless.engine.networks import ip_check
+
+        ip_check(opts.ip)
     if opts.network == "none" and (opts.publish or opts.publish_all):
         raise UsageError("conflicting options: port publishing and the container type "
                          "network mode")
@@ -143,7 +150,8 @@ def _user_network_spec(opts, image_config: dict, cdir: str, store, container_id:
     from rootless.net.files import NetworkFiles
     from rootless.net.modes import NETWORK_ANNOTATION, NetworkMode, helper_choice
 
-    endpoint = endpoint_add(store, network, container_id, tuple(opts.network_aliases))
+    endpoint = endpoint_add(store, network, container_id, tuple(opts.network_aliases),
+                            opts.ip)
     helper, _ = helper_choice()
     mode = NetworkMode("user", helper or "", name=network.name)
     files = NetworkFiles("user", helper=helper or "", dns=tuple(opts.dns),

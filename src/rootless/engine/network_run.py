@@ -19,9 +19,18 @@ import os
 
 from rootless.errors import RootlessError
 
-# {network id: [its interface in the container, the pair's end in the hub]}: disconnect
-# deletes the hub's end, which the container cannot rename
+# {network id: [its interface in the container, the pair's end in the hub, state, MAC]}:
+# disconnect deletes the hub's end, which the container cannot rename. state PENDING
+# marks a connect of a running container under way: written before its endpoint row and
+# its veth pair, "" once both are whole, so a connect killed in between leaves a record
+# of what to undo (engine/network_live.settle). MAC: the container's interface's
+# address as the kernel gave it at attach (inspect's MacAddress). Older files hold the
+# first two items alone.
 INTERFACES_FILE = "interfaces.json"
+PENDING = "pending"
+# flock(2)ed by whoever changes a container's interfaces (connect, disconnect, the
+# monitor's attach at start), so a PENDING entry found under it is a killed command's
+NETWORK_LOCK = "network.lock"
 
 
 def bridge_name(network_id: str) -> str:
@@ -59,7 +68,68 @@ def read_interfaces(dirfd: int) -> dict[str, list[str]]:
     if not isinstance(data, dict):
         return {}
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, list)
-            and len(v) == 2 and all(isinstance(name, str) for name in v)}
+            and 2 <= len(v) <= 4 and all(isinstance(name, str) for name in v)
+            and (len(v) < 3 or v[2] in ("", PENDING))}
+
+
+def is_pending(names: list[str]) -> bool:
+    """An interfaces entry of a connect under way (or killed midway)."""
+    return len(names) >= 3 and names[2] == PENDING
+
+
+def interfaces_of(store, container_id: str) -> dict[str, list[str]]:
+    """The container's interfaces record ({} if it has none or is gone)."""
+    from rootless.engine.containers import container_path
+
+    try:
+        dirfd = os.open(container_path(store, container_id),
+                        os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    try:
+        return read_interfaces(dirfd)
+    finally:
+        os.close(dirfd)
+
+
+def pending_networks(store, container_id: str) -> set[str]:
+    """Ids of the networks a connect of the running container has recorded but not
+    finished (or was killed in): no interface of theirs may be reported."""
+    return {network_id for network_id, names in interfaces_of(store, container_id).items()
+            if is_pending(names)}
+
+
+def lock_interfaces(dirfd: int) -> int:
+    """An exclusive flock on the container's NETWORK_LOCK (in its directory `dirfd`),
+    held while the descriptor returned is open."""
+    import fcntl
+
+    fd = os.open(NETWORK_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600, dir_fd=dirfd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def killed_here(point: str) -> None:
+    """Tests kill the command (or monitor) at a named point, as a SIGKILL from outside
+    would: ROOTLESS_TEST_KILL_AT=POINT (tests/test_user_networks.py)."""
+    if os.environ.get("ROOTLESS_TEST_KILL_AT") == point:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hub_holders(store) -> list[int]:
+    """Monitors of the store's running containers on user networks: each holds the
+    hub's namespaces for its run (net/pause.ensure's survivors)."""
+    return [r[0] for r in store.db.execute(
+        "SELECT DISTINCT c.monitor_pid FROM containers c JOIN network_endpoints e "
+        "ON e.container_id = c.id WHERE c.state IN ('running', 'paused') AND "
+        "c.monitor_pid IS NOT NULL")]
 
 
 class UserNetworkRun:
@@ -73,7 +143,7 @@ class UserNetworkRun:
         maps = detect_maps(0, 0)
         self.hold = pause.hold(maps)
         try:
-            found = pause.ensure(maps)
+            found = pause.ensure(maps, lambda: hub_holders(store))
             self.userns, self.hubns, self.maps = pause.namespaces(found)
         except BaseException:
             os.close(self.hold)
@@ -90,16 +160,21 @@ class UserNetworkRun:
         one of them leads out (not --internal)."""
         from rootless.engine.network_live import refresh_hosts
         from rootless.engine.networks import endpoints_of_container
-        from rootless.net.bridge import attach
+        from rootless.net.bridge import attach_mac
 
-        endpoints = endpoints_of_container(self.store, self.id)
-        interfaces = {}
-        for index, (network, endpoint) in enumerate(endpoints):
-            ifname = f"eth{index}"
-            veth = attach(self.userns, self.hubns, netns_fd,
-                          attachment_for(network, endpoint, ifname))
-            interfaces[network.id] = [ifname, veth]
-        write_interfaces(self.dirfd, interfaces)
+        lock = lock_interfaces(self.dirfd)  # a connect's PENDING entry is not ours
+        try:  # to drop: this run attaches every endpoint there is, its own included
+            endpoints = endpoints_of_container(self.store, self.id)
+            interfaces = {}
+            for index, (network, endpoint) in enumerate(endpoints):
+                ifname = f"eth{index}"
+                veth, mac = attach_mac(self.userns, self.hubns, netns_fd,
+                                       attachment_for(network, endpoint, ifname))
+                interfaces[network.id] = [ifname, veth, "", mac]
+                killed_here("start-veth")
+            write_interfaces(self.dirfd, interfaces)
+        finally:
+            os.close(lock)
         self.networks = [network for network, _ in endpoints]
         for network in self.networks:  # its own file before its command runs
             try:

@@ -1,4 +1,5 @@
-"""User networks as records: `network create|ls|inspect|rm|prune|connect|disconnect`.
+"""User networks as records: `network create|ls|inspect|rm|prune`, and the endpoints
+`network connect|disconnect` (engine/network_connect.py) and `run --network` make.
 
 A network is a row of state.db's `networks` (store/networks.py): a name, an IPv4
 subnet no other network of the store overlaps, a gateway. An endpoint is a container's
@@ -51,6 +52,10 @@ LIST_FILTERS = ("driver", "id", "label", "name", "scope", "type", "dangling")
 PRUNE_FILTERS = ("until", "label", "label!")
 DEFAULT_POOL = "10.89.{}.0/24"  # podman's default pool, N = 0..255
 MIN_PREFIX, MAX_PREFIX = 8, 30  # a /30 holds a gateway and one container
+# the way out of a user network container is its tap0: on 10.0.2.0/24 with slirp4netns
+# (its default --cidr; pasta copies the host's addresses, which default_subnet avoids):
+# a network there would take the container's route to its gateway and DNS (10.0.2.3)
+SLIRP_SUBNET = (10 << 24 | 2 << 8, 24)
 
 
 # ---- IPv4 as integers (the ipaddress module costs a millisecond of every `run`) ----
@@ -223,6 +228,11 @@ def network_create(store, name: str, *, subnet: str | None = None,
                     raise RootlessError(
                         "invalid pool request: Pool overlaps with other one on this "
                         f"address space (network {other.name} has {other.subnet})")
+            if _overlap(wanted, SLIRP_SUBNET):
+                raise RootlessError(
+                    "invalid pool request: Pool overlaps with other one on this address "
+                    "space (10.0.2.0/24 is the slirp4netns/pasta address space of every "
+                    "container's tap0)")
         else:
             wanted = default_subnet([p for p in (cidr_parse(o.subnet) for o in existing)
                                       if p])
@@ -296,14 +306,17 @@ def networks_filtered(store, filters: list[str]) -> list[NetworkRow]:
 def network_inspect(store, row: NetworkRow) -> dict:
     """docker's network JSON (moby's network.Inspect), keys in its order."""
     from rootless.engine.container_inspect import ZERO_TIME, rfc3339
-
     endpoints = [] if is_predefined(row) else rows.endpoints_of_network(store, row.id)
     names = rows.container_names(store, [e.container_id for e in endpoints])
     prefix = row.subnet.partition("/")[2]
-    containers = {e.container_id: {"Name": names[e.container_id],
-                                   "EndpointID": e.endpoint_id, "MacAddress": "",
-                                   "IPv4Address": f"{e.ip}/{prefix}", "IPv6Address": ""}
-                  for e in endpoints if e.container_id in names}
+    containers = {}
+    for e in endpoints:
+        settings = container_networks(store, e.container_id, names.get(e.container_id, ""))
+        if e.container_id in names and row.name in settings:  # not a connect under way
+            containers[e.container_id] = {
+                "Name": names[e.container_id], "EndpointID": e.endpoint_id,
+                "MacAddress": settings[row.name]["MacAddress"],
+                "IPv4Address": f"{e.ip}/{prefix}", "IPv6Address": ""}
     config = [{"Subnet": row.subnet, "Gateway": row.gateway}] if row.subnet else []
     return {
         "Name": row.name, "Id": row.id,
@@ -322,13 +335,28 @@ def network_inspect(store, row: NetworkRow) -> dict:
 def network_remove(store, row: NetworkRow) -> None:
     """`network rm`: refused for a predefined network and while any container, running
     or not, has an endpoint on it (moby's words)."""
+    from rootless.engine import network_live
+
     if is_predefined(row):
         raise RootlessError(f"{row.name} is a pre-defined network and cannot be removed")
+    _settle_endpoints(store, rows.endpoints_of_network(store, row.id))
     with rows.immediate(store):
         if rows.endpoints_of_network(store, row.id):
             raise RootlessError(f"error while removing network: network {row.name} id "
                                 f"{row.id} has active endpoints")
         rows.network_delete(store, row.id)
+    network_live.bridge_forget(store, row)
+
+
+def _settle_endpoints(store, endpoints: list[EndpointRow]) -> None:
+    """A connect killed midway left these endpoints half-made? Undo it first: that is
+    no endpoint to keep a network in use (engine/network_live.settle)."""
+    from rootless.engine.network_live import settle_container
+    from rootless.engine.network_run import pending_networks
+
+    for container_id in dict.fromkeys(e.container_id for e in endpoints):
+        if pending_networks(store, container_id):
+            settle_container(store, container_id)
 
 
 def network_prune_check(filters: list[str]) -> dict[str, list[str]]:
@@ -349,6 +377,8 @@ def network_prune(store, filters: list[str]) -> list[str]:
     spec = network_prune_check(filters)
     cutoff = until_cutoff(spec["until"]) if spec.get("until") else None
     deleted = []
+    _settle_endpoints(store, [e for row in rows.networks_all(store)
+                              for e in rows.endpoints_of_network(store, row.id)])
     with rows.immediate(store):
         used = rows.networks_in_use(store)
         for row in rows.networks_all(store):
@@ -358,8 +388,11 @@ def network_prune(store, filters: list[str]) -> list[str]:
                     labels_match(row.labels, spec.get("label!", []), negate=True)):
                 continue
             rows.network_delete(store, row.id)
-            deleted.append(row.name)
-    return deleted
+            deleted.append(row)
+    from rootless.engine.network_live import bridge_forget
+
+    bridge_forget(store, *deleted)
+    return [row.name for row in deleted]
 
 
 # ---- endpoints ----
@@ -390,15 +423,41 @@ def _free_address(network: NetworkRow, used: set[str]) -> str:
                         f"{network.subnet} of network {network.name} is full")
 
 
+def ip_check(text: str) -> str:
+    """--ip's value: a dotted quad (docker's words otherwise)."""
+    if ip_parse(text) is None or text == "0.0.0.0":
+        raise RootlessError(f"invalid IPv4 address: {text}")
+    return text
+
+
+def _requested_address(network: NetworkRow, text: str, used: set[str]) -> str:
+    """--ip on `network`: inside its subnet, not its network or broadcast address, not
+    its gateway's or another container's (moby's words: IPAM's ErrIPAlreadyAllocated)."""
+    value = ip_parse(ip_check(text))
+    parsed = cidr_parse(network.subnet)
+    if parsed is None or value & _mask(parsed[1]) != parsed[0]:
+        raise RootlessError(f"no configured subnet or ip-range contain the IP address "
+                            f"{text} (network {network.name} has {network.subnet})")
+    if value in (parsed[0], parsed[0] | ~_mask(parsed[1]) & 0xFFFFFFFF):
+        what = "network" if value == parsed[0] else "broadcast"
+        raise RootlessError(f"invalid IPv4 address {text}: it is the {what} address of "
+                            f"{network.subnet}")
+    if text == network.gateway or text in used:
+        whose = "its gateway" if text == network.gateway else "another container"
+        raise RootlessError(f"Address already in use: {text} on network {network.name} "
+                            f"is {whose}'s")
+    return text
+
+
 def endpoint_add(store, network: NetworkRow, container_id: str,
-                 aliases=()) -> EndpointRow:
-    """The container's endpoint on `network`: the next free address, and seq one past
-    the container's highest, in one IMMEDIATE transaction."""
+                 aliases=(), ip: str | None = None) -> EndpointRow:
+    """The container's endpoint on `network`: the address `ip` asks for, or the next
+    free one, and seq one past the container's highest, in one IMMEDIATE
+    transaction."""
     aliases = [alias_check(a) for a in aliases]
-    if is_predefined(network):
-        raise RootlessError(f"cannot connect a container to the predefined {network.name} "
-                            f"network with `network connect` (use `run --network "
-                            f"{network.name}`)")
+    predefined_refusal(network)
+    if ip is not None:
+        ip_check(ip)
     with rows.immediate(store):
         if rows.network_get(store, network.id) is None:  # removed meanwhile
             raise NotFoundError(f"network {network.name} not found")
@@ -408,12 +467,21 @@ def endpoint_add(store, network: NetworkRow, container_id: str,
         if rows.endpoint_get(store, network.id, container_id) is not None:
             raise RootlessError(f"endpoint with name {name} already exists in network "
                                 f"{network.name}")
+        used = rows.endpoint_ips(store, network.id)
+        address = _free_address(network, used) if ip is None else \
+            _requested_address(network, ip, used)
         endpoint = EndpointRow(network.id, container_id,
-                               rows.endpoint_max_seq(store, container_id) + 1,
-                               _free_address(network, rows.endpoint_ips(store, network.id)),
-                               aliases)
+                               rows.endpoint_max_seq(store, container_id) + 1, address,
+                               aliases, ip or "")
         rows.endpoint_insert(store, endpoint)
     return endpoint
+
+
+def predefined_refusal(network: NetworkRow) -> None:
+    if is_predefined(network):
+        raise RootlessError(f"cannot connect a container to the predefined {network.name} "
+                            f"network with `network connect` (use `run --network "
+                            f"{network.name}`)")
 
 
 def endpoint_remove(store, network_id: str, container_id: str) -> bool:
@@ -440,7 +508,9 @@ def endpoints_of_network(store, network_id: str) -> list[EndpointRow]:
 def endpoint_settings(network: NetworkRow, endpoint: EndpointRow, name: str) -> dict:
     """One entry of a container's NetworkSettings.Networks (moby's EndpointSettings)."""
     return {
-        "IPAMConfig": None, "Links": None, "Aliases": list(endpoint.aliases) or None,
+        "IPAMConfig": {"IPv4Address": endpoint.requested_ip} if endpoint.requested_ip
+        else None,
+        "Links": None, "Aliases": list(endpoint.aliases) or None,
         "MacAddress": "", "NetworkID": network.id, "EndpointID": endpoint.endpoint_id,
         "Gateway": network.gateway, "IPAddress": endpoint.ip,
         "IPPrefixLen": int(network.subnet.partition("/")[2]), "IPv6Gateway": "",
@@ -450,85 +520,26 @@ def endpoint_settings(network: NetworkRow, endpoint: EndpointRow, name: str) -> 
 
 
 def container_networks(store, container_id: str, name: str) -> dict[str, dict]:
-    """network name -> EndpointSettings, for `inspect`."""
-    return {network.name: endpoint_settings(network, endpoint, name)
-            for network, endpoint in endpoints_of_container(store, container_id)}
+    """network name -> EndpointSettings, for `inspect`; not those of a connect under way
+    or killed midway (it has no interface yet: engine/network_run.PENDING). A running
+    container's MacAddress is its interface's, as read when it was attached."""
+    from rootless.engine.network_run import interfaces_of, is_pending
+
+    interfaces = interfaces_of(store, container_id)
+    running = _running(store, container_id)
+    found = {}
+    for network, endpoint in endpoints_of_container(store, container_id):
+        names = interfaces.get(network.id, [])
+        if is_pending(names):
+            continue
+        found[network.name] = settings = endpoint_settings(network, endpoint, name)
+        if running and len(names) == 4:
+            settings["MacAddress"] = names[3]
+    return found
 
 
-# ---- connect, disconnect ----
+def _running(store, container_id: str) -> bool:
+    from rootless.engine.containers import container_row
 
-def _container(store, ref: str):
-    """(the container's row, whether its init is running)."""
-    from rootless.engine.containers import container_lookup, container_row
-
-    record = container_lookup(store, ref)
-    row = container_row(store, record.id)
-    if row is None:
-        raise NotFoundError(f"no such container: {ref}")
-    return row, row.state in ("running", "paused")
-
-
-def _connect_refusal(store, container_id: str) -> str | None:
-    """docker's reason a container cannot join a user network, by its network mode:
-    `--network host` (no network namespace of its own), `container:NAME` (another's),
-    `none` (docker: private). slirp and user network containers may (a stopped slirp
-    container then starts as a user network one, its slirp helper its way out)."""
-    from rootless.engine.container_inspect import network_mode, spec_read
-    from rootless.engine.containers import container_path
-
-    spec, _ = spec_read(os.path.join(container_path(store, container_id), "config.json"))
-    mode = network_mode(spec)
-    if mode == "host" or mode.startswith("container:"):
-        return ("container sharing network namespace with another container or host "
-                "cannot be connected to any other network")
-    if mode == "none":
-        return ("container cannot be connected to multiple networks with one of the "
-                "networks in private (none) mode")  # moby's ErrConflictNoNetwork
-    return None
-
-
-def network_connect(store, network_ref: str, container_ref: str,
-                    aliases=()) -> EndpointRow:
-    """`network connect`: the endpoint recorded; a running container is attached at
-    once (engine/network_live.py), a stopped one when it starts."""
-    network = network_lookup(store, network_ref)
-    row, running = _container(store, container_ref)
-    refusal = _connect_refusal(store, row.record.id)
-    if refusal:
-        raise RootlessError(refusal)
-    from rootless.engine import network_live
-
-    endpoint = endpoint_add(store, network, row.record.id, aliases)
-    try:
-        if running:
-            network_live.connect_running(store, row, network, endpoint)
-        else:
-            network_live.adopt_user_networks(store, row.record.id, network)
-    except BaseException:
-        endpoint_remove(store, network.id, row.record.id)
-        raise
-    network_live.refresh_hosts(store, network)
-    return endpoint
-
-
-def network_disconnect(store, network_ref: str, container_ref: str,
-                       force: bool = False) -> None:
-    """`network disconnect`: the endpoint removed; a running container is detached at
-    once. With `force`, the record goes even if detaching failed."""
-    network = network_lookup(store, network_ref)
-    row, running = _container(store, container_ref)
-    endpoint = None if is_predefined(network) else \
-        rows.endpoint_get(store, network.id, row.record.id)
-    if endpoint is None:
-        raise RootlessError(f"container {row.record.id} is not connected to the network "
-                            f"{network.name}")
-    from rootless.engine import network_live
-
-    if running:
-        try:
-            network_live.disconnect_running(store, row, network, endpoint)
-        except RootlessError:
-            if not force:
-                raise
-    endpoint_remove(store, network.id, row.record.id)
-    network_live.refresh_hosts(store, network)
+    row = container_row(store, container_id)
+    return row is not None and row.state in ("running", "paused")

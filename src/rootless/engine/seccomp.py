@@ -21,10 +21,9 @@ result (runtime/seccomp.py).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
+from rootless import jsonfast
 from rootless.errors import RootlessError, UsageError
 
 BUILTIN = "builtin"  # docker's word for its default profile
@@ -82,7 +81,7 @@ def _read(path: str) -> bytes:
 
 def _parse(path: str, data: bytes) -> dict:
     try:
-        profile = json.loads(data)
+        profile = jsonfast.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         reason = str(e)[:1].lower() + str(e)[1:]  # json's messages are capitalised
         raise ProfileError(f"decoding seccomp profile {path} failed: {reason}") from e
@@ -213,13 +212,20 @@ def _conditions_check(rule: dict) -> None:
 
 def _version(text: object) -> tuple[int, int]:
     """moby's minKernel: "<kernel>.<major>", e.g. "4.8"."""
-    match = re.fullmatch(r"([0-9]{1,3})\.([0-9]{1,3})", text) if isinstance(text, str) else None
-    if not match or match.groups() == ("0", "0"):
+    kernel, dot, major = text.partition(".") if isinstance(text, str) else ("", "", "")
+    if not (dot and _digits(kernel, 3) and _digits(major, 3)) or (kernel, major) == ("0", "0"):
         raise ProfileError(f'invalid kernel version {text!r}, expected "<kernel>.<major>"')
-    return int(match[1]), int(match[2])
+    return int(kernel), int(major)
 
 
 def _kernel_version(release: str) -> tuple[int, int]:
     """3.12.25-gentoo and 3.12-1-amd64 are both (3, 12), as moby reads them."""
-    match = re.match(r"([0-9]+)\.([0-9]+)", release)
-    return (int(match[1]), int(match[2])) if match else (0, 0)
+    kernel, _, rest = release.partition(".")
+    major = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+    return (int(kernel), int(major)) if _digits(kernel) and major else (0, 0)
+
+
+def _digits(text: str, most: int | None = None) -> bool:
+    """1 to `most` ASCII digits (str.isdigit also takes other scripts' digits; `re` is
+    not imported on every `run` for this)."""
+    return 0 < len(text) <= (most or len(text)) and all(c in "0123456789" for c in text)

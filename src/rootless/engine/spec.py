@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
+from rootless import jsonfast
 from rootless.records import record
 from rootless.runtime.annotations import (INIT_ANNOTATION, KEEP_GROUPS_ANNOTATION,
                                           PRIVILEGED_ANNOTATION, ROOTFS_OVERLAY_ANNOTATION,
@@ -100,7 +100,7 @@ def build_spec(opts: SpecOptions) -> dict:
                   "upper": opts.rootfs.upper, "work": opts.rootfs.work}
         if opts.rootfs.driver == "fuse":
             layout.update(driver="fuse", single_id=opts.rootfs.single_id)
-        annotations[ROOTFS_OVERLAY_ANNOTATION] = json.dumps(layout)
+        annotations[ROOTFS_OVERLAY_ANNOTATION] = jsonfast.dumps(layout)
     if opts.init:
         annotations[INIT_ANNOTATION] = "true"
     if opts.keep_groups:
@@ -132,7 +132,7 @@ def security_annotations(security: SecurityConfig) -> dict[str, str]:
     """What a later `inspect` shows as HostConfig.Privileged and SecurityOpt."""
     found = {PRIVILEGED_ANNOTATION: "true" if security.privileged else "false",
              SECCOMP_ANNOTATION: security.profile,
-             SECURITY_OPT_ANNOTATION: json.dumps(list(security.options))}
+             SECURITY_OPT_ANNOTATION: jsonfast.dumps(list(security.options))}
     if "fakeroot-stat" in security.options:  # read by runtime/plan.stat_answers
         from rootless.runtime.annotations import FAKEROOT_STAT_ANNOTATION
 

@@ -11,8 +11,9 @@ release (and per kernel floor, which makes the kernel look older).
 
 from __future__ import annotations
 
-import json
 import os
+
+from rootless import jsonfast
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: `run` reads the cache without pathlib
@@ -36,7 +37,7 @@ def _cached(store_root: Path, name: str, kind: str) -> tuple[bool, str]:
     release = os.uname().release + os.environ.get("ROOTLESS_KERNEL_FLOOR", "")
     try:
         with open(cache) as f:
-            cached = json.load(f)
+            cached = jsonfast.loads(f.read())
         if cached.get("kernel") == release:
             return bool(cached["ok"]), str(cached["reason"])
     except (OSError, ValueError, KeyError):
@@ -49,7 +50,7 @@ def _cached(store_root: Path, name: str, kind: str) -> tuple[bool, str]:
         ok, reason = _probe(owner.path("probe"), kind)
         tmp = owner.path("probe.json")
         try:
-            tmp.write_text(json.dumps({"kernel": release, "ok": ok, "reason": reason}))
+            tmp.write_text(jsonfast.dumps({"kernel": release, "ok": ok, "reason": reason}))
             os.replace(tmp, cache)
         except OSError:
             pass

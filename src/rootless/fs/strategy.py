@@ -23,15 +23,15 @@ layer records owners is found once by a scan of its records and kept, per chain 
 
 from __future__ import annotations
 
-import json
 import os
 import stat
-from collections.abc import Sequence
 
+from rootless import jsonfast
 from rootless.records import record
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only: `run` does without pathlib (store/store.py)
+if TYPE_CHECKING:  # annotations only: `run` does without pathlib and collections
+    from collections.abc import Sequence
     from pathlib import Path
 
 OWNERS_CACHE = "layer-owners.json"
@@ -136,7 +136,7 @@ def layer_records(store_root: Path, layer_dirs: Sequence[Path]) -> dict[str, int
     cache_path = os.path.join(store_root, OWNERS_CACHE)
     try:
         with open(cache_path) as f:
-            cache = json.load(f)
+            cache = jsonfast.loads(f.read())
         if not isinstance(cache, dict):
             cache = {}
     except (OSError, ValueError):
@@ -159,7 +159,7 @@ def _write_cache(store_root: str | Path, path: str, cache: dict) -> None:
     try:
         with TempOwner(store_root) as owner:
             tmp = owner.path("owners")
-            tmp.write_text(json.dumps(cache))
+            tmp.write_text(jsonfast.dumps(cache))
             os.replace(tmp, path)
     except OSError:
         pass  # scanned again next time
@@ -173,7 +173,7 @@ def scan_records(layer: str) -> int:
     flags = 0
     try:
         with open(layer.rstrip("/") + ".xattrs.json") as f:  # records the fs refused
-            sidecar = json.load(f)
+            sidecar = jsonfast.loads(f.read())
         for value in sidecar.values():
             if isinstance(value, dict):
                 flags |= _flags(parse_override(value.get(OVERRIDE_XATTR)), False)

@@ -11,8 +11,6 @@ Anything else is refused with "invalid reference format: ...".
 
 from __future__ import annotations
 
-import re
-
 from rootless.errors import ImageError
 from rootless.records import record
 
@@ -28,11 +26,23 @@ _HOST = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[a-fA-F0-9:]+\])"
 _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(
-    rf"(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
-    rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?")
-_TAG_ONLY = re.compile(_TAG)
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_REFERENCE = (rf"(?:(?P<domain>{_DOMAIN})/)?(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+              rf"(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?")
+_compiled: dict[str, object] = {}
+# what the common references are made of (`busybox`, `debian:12`), read without `re`
+_LOWER_DIGITS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_TAG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_HEX = frozenset("0123456789abcdef")
+
+
+def _pattern(source: str):
+    """`source` compiled when first needed: `re` (~4 ms of imports with enum and
+    functools) is not loaded by a `run` of a plain `name[:tag]`."""
+    if source not in _compiled:
+        import re
+
+        _compiled[source] = re.compile(source)
+    return _compiled[source]
 
 
 @record
@@ -80,15 +90,18 @@ def parse_reference(text: str, default_tag: bool = True) -> Reference:
     `default_tag` is False."""
     if not isinstance(text, str) or not text:
         raise ImageError("invalid reference format: empty image name")
-    if _HEX64.fullmatch(text):
+    if len(text) == 64 and all(c in _HEX for c in text):
         raise ImageError(f"invalid reference format: {text} is a 64-hex image id, "
                          "not a repository name")
+    plain = _plain_reference(text)
+    if plain is not None:
+        return plain if plain.tag or not default_tag else plain._replace(tag=DEFAULT_TAG)
     domain, rest = _split_domain(text)
     repo = rest.split("@", 1)[0].split(":", 1)[0]
     if repo.lower() != repo:
         raise ImageError(f"invalid reference format: repository name {repo} must be "
                          "lowercase")
-    match = _REFERENCE.fullmatch(f"{domain}/{rest}")
+    match = _pattern(_REFERENCE).fullmatch(f"{domain}/{rest}")
     if not match:
         raise ImageError(f"invalid reference format: {text}")
     ref = Reference(match["domain"], match["path"], match["tag"], match["digest"])
@@ -100,6 +113,19 @@ def parse_reference(text: str, default_tag: bool = True) -> Reference:
     if default_tag and not ref.tag and not ref.digest:
         ref = ref._replace(tag=DEFAULT_TAG)
     return ref
+
+
+def _plain_reference(text: str) -> Reference | None:
+    """An official image's `name` or `name:tag` in ASCII (what most `run`s name), as the
+    grammar reads it; None for anything else, which the grammar then reads."""
+    name, sep, tag = text.partition(":")
+    if not (name and all(c in _LOWER_DIGITS for c in name)) or \
+            len(DEFAULT_DOMAIN) + len(OFFICIAL_PREFIX) + len(name) + 1 > NAME_MAX:
+        return None
+    if sep and not (0 < len(tag) <= 128 and tag[0] not in ".-"
+                    and all(c in _TAG_CHARS for c in tag)):
+        return None
+    return Reference(DEFAULT_DOMAIN, OFFICIAL_PREFIX + name, tag or None, None)
 
 
 def _split_domain(text: str) -> tuple[str, str]:
@@ -127,7 +153,7 @@ def _check_digest(digest: str, text: str) -> None:
 
 
 def is_tag(text: str) -> bool:
-    return bool(_TAG_ONLY.fullmatch(text))
+    return bool(_pattern(_TAG).fullmatch(text))
 
 
 def is_reference(text: str) -> bool:

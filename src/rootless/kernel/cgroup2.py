@@ -10,11 +10,14 @@ engine/cgroups.py makes containers' cgroups; runtime/join.py moves an exec into 
 from __future__ import annotations
 
 import os
-import re
 
 
 def _unescape(field: str) -> str:
     """mountinfo's octal escapes (\\040 for a space), proc(5)."""
+    if "\\" not in field:  # the usual case: `re` is not imported for it
+        return field
+    import re
+
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 

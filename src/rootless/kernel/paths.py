@@ -44,7 +44,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Sequence
 
 from rootless.kernel.constants import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS
 
@@ -53,8 +52,12 @@ OPAQUE_XATTR = "user.overlay.opaque"  # overlayfs with `userxattr` (Linux 5.11)
 AUFS_WHITEOUT = ".wh."
 AUFS_OPAQUE = ".wh..wh..opq"
 
-# openat2(dirfd, path, flags, mode, resolve) -> fd, as Syscalls.openat2 has it
-Openat2 = Callable[[int, str, int, int, int], int]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports the collections package
+    from collections.abc import Callable, Sequence
+
+    # openat2(dirfd, path, flags, mode, resolve) -> fd, as Syscalls.openat2 has it
+    Openat2 = Callable[[int, str, int, int, int], int]
 
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 _IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS

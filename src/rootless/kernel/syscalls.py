@@ -20,10 +20,13 @@ import errno
 import os
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 
 from rootless.kernel.constants import CLOSE_RANGE_CLOEXEC, FSCONFIG_CMD_CREATE
 from rootless.kernel.floor import below_floor, kernel_floor, note_refusal
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports the collections package
+    from collections.abc import Sequence
 
 # The release that brought each newer call, flag or permission (man pages, and the
 # kernels' own changelogs where the man page is silent).

@@ -73,14 +73,29 @@ class _StepError(Exception):
     """A failed step in the child: its words, sent back whole."""
 
 
+def veth_name() -> str:
+    """A fresh name for a pair's end in the hub: `veth` + 8 hex."""
+    return "veth" + os.urandom(4).hex()
+
+
 def attach(pause_userns_fd: int, hub_netns_fd: int, container_netns_fd: int,
-           attachment: Attachment) -> str:
+           attachment: Attachment, veth: str = "") -> str:
     """Connect the container's network namespace to `attachment`'s bridge, making the
-    bridge if it is missing; return the name of the pair's end in the hub (`veth` + 8
-    hex), which `detach` may be given."""
+    bridge if it is missing; return the name of the pair's end in the hub (`veth`, or
+    veth_name()'s), which `detach` may be given. A caller that records the name before
+    the pair exists passes it, so that a kill in between leaves a name to clean up."""
+    return attach_mac(pause_userns_fd, hub_netns_fd, container_netns_fd, attachment,
+                      veth)[0]
+
+
+def attach_mac(pause_userns_fd: int, hub_netns_fd: int, container_netns_fd: int,
+               attachment: Attachment, veth: str = "") -> tuple[str, str]:
+    """attach(), and the MAC address the container's interface has once it is up
+    (docker's MacAddress), "" if the kernel gave none."""
     what = f"network {attachment.network or attachment.bridge}"
     _check_attachment(what, attachment)
-    veth = "veth" + os.urandom(4).hex()
+    veth = veth or veth_name()
+    _check_name(what, "veth", veth)
     fds = (pause_userns_fd, hub_netns_fd, container_netns_fd)
 
     def work() -> str:
@@ -95,16 +110,17 @@ def attach(pause_userns_fd: int, hub_netns_fd: int, container_netns_fd: int,
         _step(f"add veth {veth} with {attachment.ifname} in the container", hub.veth_add,
               veth, attachment.ifname, container_netns_fd, attachment.mtu)
         try:
-            _veth_configure(hub, ctr, veth, bridge, attachment)
+            mac = _veth_configure(hub, ctr, veth, bridge, attachment)
         except BaseException:
             try:  # nothing half-made: its peer in the container goes with it
                 hub.link_delete(hub.link_index(veth))
             except OSError:
                 pass
             raise
-        return veth
+        return f"{veth} {mac}"
 
-    return _in_child(what, fds, work)
+    name, _, mac = _in_child(what, fds, work).partition(" ")
+    return name, mac
 
 
 def detach(pause_userns_fd: int, container_netns_fd: int, ifname: str, *,
@@ -140,14 +156,21 @@ def bridge_remove(pause_userns_fd: int, hub_netns_fd: int, bridge: str,
     """Delete a network's bridge from the hub; False if it was not there (a network no
     container has used since the pause process started). Its ports are released, not
     deleted: a container still on it keeps an interface that leads nowhere."""
-    what = f"network {network or bridge}"
-    _check_name(what, "bridge", bridge)
+    return hub_link_remove(pause_userns_fd, hub_netns_fd, bridge, "bridge", network)
+
+
+def hub_link_remove(pause_userns_fd: int, hub_netns_fd: int, name: str, kind: str,
+                    network: str = "") -> bool:
+    """Delete the link `name` (a bridge, or a pair's end: its peer in a container goes
+    with it) from the hub; False if there is none."""
+    what = f"network {network or name}"
+    _check_name(what, kind, name)
 
     def work() -> str:
         _enter_user(pause_userns_fd)
         _setns("enter the hub network namespace", hub_netns_fd, k.CLONE_NEWNET)
         hub = _step("open netlink in the hub", Netlink)
-        return "1" if _delete_named(hub, bridge) else ""
+        return "1" if _delete_named(hub, name) else ""
 
     return _in_child(what, (pause_userns_fd, hub_netns_fd), work) == "1"
 
@@ -251,7 +274,8 @@ def _sysctl_set(path: str, value: bytes, what: str) -> None:
 
 
 def _veth_configure(hub: Netlink, ctr: Netlink, veth: str, bridge: int,
-                    a: Attachment) -> None:
+                    a: Attachment) -> str:
+    """Enslave and raise both ends, address the container's; its MAC address."""
     index = _step(f"look up {veth}", hub.link_index, veth)
     _step(f"enslave {veth} to {a.bridge}", lambda: hub.link_set(index, master=bridge))
     _step(f"set {veth} up", lambda: hub.link_set(index, up=True))
@@ -261,6 +285,8 @@ def _veth_configure(hub: Netlink, ctr: Netlink, veth: str, bridge: int,
     _step(f"set {a.ifname} up", lambda: ctr.link_set(peer, up=True))
     lo = _step("look up lo in the container", ctr.link_index, "lo")
     _step("set lo up in the container", lambda: ctr.link_set(lo, up=True))
+    mac = _step(f"look up {a.ifname} in the container", ctr.link, a.ifname).mac
+    return mac if len(mac) == 17 else ""  # an Ethernet address, as inspect shows it
 
 
 def _delete_named(nl: Netlink, name: str) -> bool:

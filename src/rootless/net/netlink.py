@@ -191,7 +191,7 @@ def _cstr(value: bytes) -> str:
 class Link:
     """One interface as RTM_GETLINK tells it."""
 
-    __slots__ = ("index", "name", "flags", "mtu", "master", "kind")
+    __slots__ = ("index", "name", "flags", "mtu", "master", "kind", "mac")
 
     def __init__(self, payload: bytes) -> None:
         if len(payload) < IFINFOMSG.size:
@@ -201,6 +201,7 @@ class Link:
         self.name = _cstr(found.get(IFLA_IFNAME, b""))
         self.mtu = U32.unpack(found[IFLA_MTU])[0] if IFLA_MTU in found else 0
         self.master = U32.unpack(found[IFLA_MASTER])[0] if IFLA_MASTER in found else 0
+        self.mac = ":".join(f"{b:02x}" for b in found.get(IFLA_ADDRESS, b""))  # "" if none
         info = attrs(found.get(IFLA_LINKINFO, b""))
         self.kind = _cstr(info.get(IFLA_INFO_KIND, b""))
 

@@ -18,6 +18,10 @@ container has stopped. A starter takes its shared lock before it looks for the p
 it never finds one that is about to exit. Starts are serialised by a second lock file,
 and the running one is named by pid and start time in a JSON file (temp + rename).
 
+A pause killed while its containers run (the OOM killer, a stray `kill`): its
+namespaces live on, held open by those containers' monitors, and `ensure` starts the
+next pause inside them (_orphaned_hub), so a new container still meets its peers.
+
 Everything lives under $XDG_RUNTIME_DIR/rootless/pause/ (0700), one set of files per id
 mapping (single-id, subids: ROOTLESS_IDMAP=single may ask for the first where the user
 has a range), shared by all the user's stores: bridges are named by network ids, which
@@ -73,9 +77,12 @@ def hold(maps: IdMaps) -> int:
     return fd
 
 
-def ensure(maps: IdMaps) -> Pause:
+def ensure(maps: IdMaps, survivors=None) -> Pause:
     """The running pause process with `maps` (the user's usual ones: detect_maps(0, 0)),
-    started now if there is none. The caller holds `hold`'s lock."""
+    started now if there is none. The caller holds `hold`'s lock. `survivors`: a
+    function giving the pids of monitors that may still hold a killed pause's
+    namespaces (the store's running user network containers'): a new pause then
+    enters those rather than making an empty hub (see _orphaned_hub)."""
     from rootless.kernel.procs import alive_as
 
     base, key = _paths(maps)
@@ -85,11 +92,102 @@ def ensure(maps: IdMaps) -> Pause:
         found = _read_record(os.path.join(base, key + ".json"))
         if found is not None and alive_as(found.pid, found.start_time):
             return found
-        pause = _start(os.path.join(base, key + ".lock"), maps)
+        lock_path = os.path.join(base, key + ".lock")
+        hub = _orphaned_hub(survivors() if survivors else (), lock_path)
+        try:
+            pause = _start(lock_path, maps, hub)
+        finally:
+            for fd in hub or ():
+                os.close(fd)
         _write_record(os.path.join(base, key + ".json"), pause)
         return pause
     finally:
         os.close(start_lock)
+
+
+# ioctl_ns(2), Linux 4.9: _IO(0xb7, 1) and _IO(0xb7, 2)
+NS_GET_USERNS, NS_GET_PARENT = 0xB701, 0xB702
+
+
+def _orphaned_hub(monitors, lock_path: str) -> tuple[int, int] | None:
+    """(user namespace, hub) of a pause process killed while its containers run, or None.
+
+    The namespaces outlive the process: each such container's monitor holds both open
+    for its run (engine/network_run.UserNetworkRun), with the bridges and the peers'
+    veth pairs in the hub. Without this, the next container would get a new, empty hub
+    and never reach them (podman's pause process has that hole). A candidate counts
+    only if it is a monitor of OUR mapping's pause (it holds `lock_path` open), holds a
+    user namespace whose parent is ours (ioctl_ns(2) NS_GET_PARENT), and a network
+    namespace that user namespace owns (NS_GET_USERNS): that pair is the hub."""
+    ours = os.stat("/proc/self/ns/user")
+    for pid in monitors:
+        links = _fd_links(pid)
+        if os.path.realpath(lock_path) not in links.values():
+            continue
+        users = [fd for fd, link in links.items() if link.startswith("user:[")]
+        nets = [fd for fd, link in links.items() if link.startswith("net:[")]
+        for user in users:
+            userns = _open_fd_of(pid, user)
+            if userns is None:
+                continue
+            if _same(_related(userns, NS_GET_PARENT), ours):
+                for net in nets:
+                    netns = _open_fd_of(pid, net)
+                    if netns is not None and _same(_related(netns, NS_GET_USERNS),
+                                                   os.fstat(userns)):
+                        return userns, netns
+                    if netns is not None:
+                        os.close(netns)
+            os.close(userns)
+    return None
+
+
+def _fd_links(pid: int) -> dict[str, str]:
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return {}
+    links = {}
+    for name in names:
+        try:
+            links[name] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+    return links
+
+
+def _open_fd_of(pid: int, fd: str) -> int | None:
+    try:
+        return os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _related(fd: int, request: int):
+    """fstat of the namespace ioctl_ns(2) `request` names (the kernel's new descriptor
+    is close-on-exec), or None."""
+    try:
+        related = fcntl.ioctl(fd, request)
+    except OSError:
+        return None
+    try:
+        return os.fstat(related)
+    finally:
+        os.close(related)
+
+
+def _same(a, b) -> bool:
+    return a is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def find(maps: IdMaps) -> Pause | None:
+    """The running pause process with `maps`, or None: never starts one. The caller
+    holds `hold`'s lock, so one found stays."""
+    from rootless.kernel.procs import alive_as
+
+    base, key = _paths(maps)
+    found = _read_record(os.path.join(base, key + ".json"))
+    return found if found is not None and alive_as(found.pid, found.start_time) else None
 
 
 def namespaces(pause: Pause) -> tuple[int, int, tuple]:
@@ -129,10 +227,11 @@ def _write_record(path: str, pause: Pause) -> None:
     os.replace(tmp, path)
 
 
-def _start(lock_path: str, maps: IdMaps) -> Pause:
+def _start(lock_path: str, maps: IdMaps, hub: tuple[int, int] | None = None) -> Pause:
     """Fork the pause: its own session (no terminal's signal reaches it), a new user
-    namespace whose maps we write, then a new network namespace (the hub), then exec of
-    the exec helper holding the lock. Returns once it has exec'd."""
+    namespace whose maps we write, then a new network namespace (the hub), or the
+    user namespace and hub `hub` (a killed pause's) entered, then exec of the exec
+    helper holding the lock. Returns once it has exec'd."""
     from rootless.kernel.idmap import write_maps
     from rootless.kernel.procs import start_time
 
@@ -140,7 +239,7 @@ def _start(lock_path: str, maps: IdMaps) -> Pause:
     report_r, report_w = os.pipe2(os.O_CLOEXEC)  # "U", then EOF at exec, or an error
     pid = os.fork()
     if pid == 0:
-        _child(lock_path, go_r, report_w, (go_w, report_r))
+        _child(lock_path, go_r, report_w, (go_w, report_r), hub)
     os.close(go_r)
     os.close(report_w)
     try:
@@ -148,7 +247,8 @@ def _start(lock_path: str, maps: IdMaps) -> Pause:
         if first != b"U":
             raise PauseError((first.decode(errors="replace") + _failure(report_r, ""))
                              or "the pause process failed to start")
-        write_maps(pid, maps)
+        if hub is None:
+            write_maps(pid, maps)
         os.write(go_w, b"M")
         os.close(go_w)
         go_w = -1
@@ -186,7 +286,8 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _child(lock_path: str, go_r: int, report_w: int, theirs: tuple[int, int]) -> None:
+def _child(lock_path: str, go_r: int, report_w: int, theirs: tuple[int, int],
+           hub: tuple[int, int] | None) -> None:
     """Never returns."""
     from rootless.kernel import constants as k
     from rootless.kernel.syscalls import RealSyscalls
@@ -198,11 +299,17 @@ def _child(lock_path: str, go_r: int, report_w: int, theirs: tuple[int, int]) ->
             os.close(fd)
         os.setsid()
         sys = RealSyscalls()
-        sys.unshare(k.CLONE_NEWUSER)
+        if hub is None:
+            sys.unshare(k.CLONE_NEWUSER)
+        else:  # its owner: every capability in it (user_namespaces(7)), so in the hub
+            sys.setns(hub[0], k.CLONE_NEWUSER)
         os.write(report, b"U")
         if os.read(go_r, 1) != b"M":
             os._exit(1)
-        sys.unshare(k.CLONE_NEWNET)
+        if hub is None:
+            sys.unshare(k.CLONE_NEWNET)
+        else:
+            sys.setns(hub[1], k.CLONE_NEWNET)
         # lifted above the targets first, so no dup2 below overwrites a source
         lock = fcntl.fcntl(os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC),
                            fcntl.F_DUPFD_CLOEXEC, 10)

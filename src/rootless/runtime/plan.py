@@ -339,13 +339,13 @@ def place_seccomp(steps: list[object], step: LoadSeccomp | None) -> None:
 
 
 def rootfs_steps(spec: dict) -> list[object]:
-    import json
+    from rootless import jsonfast
 
     root = spec["root"]["path"]
     overlay = spec.get("annotations", {}).get(ROOTFS_OVERLAY_ANNOTATION)
     if not overlay:
         return [BindRootfs(root)]
-    layers = json.loads(overlay)
+    layers = jsonfast.loads(overlay)
     if layers.get("driver") == "fuse":
         return [MountFuse(root, bool(layers.get("single_id", True)))]
     return [MountOverlay(root, tuple(layers["lower"]), layers["upper"], layers["work"])]

@@ -21,13 +21,13 @@ descriptors: a container could otherwise change the user's terminal, or write th
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import select  # G uses it after pivot_root, when only sys.modules can provide it
-import signal
+# the C module: `signal` wraps it in enums, and enum costs the start ~3 ms of imports
+import _signal as signal
 import struct
-from collections.abc import Callable
 
+from rootless import jsonfast
 from rootless.errors import (EXIT_CANNOT_INVOKE, EXIT_ENGINE, EXIT_NOT_FOUND,
                              CannotInvokeError, CommandNotFoundError, RootlessError,
                              RuntimeSetupError)
@@ -38,9 +38,13 @@ from rootless.kernel.syscalls import RealSyscalls, Syscalls
 from rootless.records import record
 from rootless.runtime.caps import last_cap
 from rootless.runtime.executor import FLAG_NEW_LISTENER, Executor
-from rootless.runtime.helper import sealed_copy
+from rootless.runtime.helper import take_sealed_copy
 from rootless.runtime.plan import Exec, JoinCgroup, JoinNamespaces, LoadSeccomp, Plan
 from rootless.runtime.start_process import Streams, exec_command
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports the collections package
+    from collections.abc import Callable
 
 
 @record
@@ -190,7 +194,7 @@ def start(plan: Plan, maps: IdMaps, stdio: StdioOptions,
     `maps` are then written relative to the joined user namespace, or not at all when
     it is entered without nesting."""
     sys = sys or RealSyscalls()
-    helper = sealed_copy(sys)
+    helper = take_sealed_copy(sys)
     try:
         pipes = _Pipes(stdio, _wants_listener(plan), on_init is not None)
         sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)
@@ -333,7 +337,7 @@ _ERRORS_BY_CODE = {EXIT_CANNOT_INVOKE: CannotInvokeError, EXIT_NOT_FOUND: Comman
 
 def _raise_from_report(report: bytes) -> None:
     try:
-        data = json.loads(report.decode(errors="replace").splitlines()[0])
+        data = jsonfast.loads(report.decode(errors="replace").splitlines()[0])
     except (ValueError, IndexError):
         data = {"message": report.decode(errors="replace").strip()}
     code = int(data.get("code", EXIT_ENGINE))
@@ -363,7 +367,7 @@ def _child_main(body, error_w: int) -> None:
 
 def _report(error_w: int, message: str, code: int) -> None:
     try:
-        os.write(error_w, json.dumps({"message": message, "code": code}).encode() + b"\n")
+        os.write(error_w, jsonfast.dumps({"message": message, "code": code}).encode() + b"\n")
     except OSError:
         pass
 
@@ -492,7 +496,7 @@ def start_joined(plan: Plan, stdio: StdioOptions, sys: Syscalls | None = None) -
     sys = sys or RealSyscalls()
     count = _join_steps(plan)
     last_cap()  # read here, on the host: G's /proc is the container's (runtime/caps.py)
-    helper = sealed_copy(sys)
+    helper = take_sealed_copy(sys)
     try:
         pipes = _Pipes(stdio, _wants_listener(plan))
         sys.prctl(k.PR_SET_CHILD_SUBREAPER, 1)

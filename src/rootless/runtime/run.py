@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from rootless.kernel.idmap import IdMaps, detect_maps, maps_from_spec
 from rootless.kernel.syscalls import Syscalls
 from rootless.runtime.plan import Plan, build_plan, keeps_groups, user_ids
 from rootless.runtime.process import Joins, Started, StdioOptions, start
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: collections.abc imports the collections package
+    from collections.abc import Callable
 
 
 def plan_spec(spec: dict, debug: bool = False, served: bool = False) -> tuple[Plan, IdMaps]:

@@ -32,10 +32,10 @@ notification handler will receive.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 
+from rootless import jsonfast
 from rootless.errors import RuntimeSetupError
 
 # libseccomp's action values (seccomp.h), under the names the OCI spec uses for them.
@@ -184,7 +184,7 @@ def program_for(section: dict) -> tuple[bytes, int, str]:
 
 def section_digest(section: dict) -> str:
     # A program depends on the section and the machine it was built for.
-    text = json.dumps([os.uname().machine, section], sort_keys=True, separators=(",", ":"))
+    text = jsonfast.dumps([os.uname().machine, section], sort_keys=True, separators=(",", ":"))
     return _sha256(text.encode()).hexdigest()
 
 
@@ -256,7 +256,7 @@ def cache_read(directory: str, digest: str) -> bytes | None:
 
 def _library_unchanged(identity: bytes) -> bool:
     try:
-        path, ino, size, mtime = json.loads(identity)
+        path, ino, size, mtime = jsonfast.loads(identity)
         st = os.stat(path)
     except (ValueError, TypeError, OSError):
         return False
@@ -272,7 +272,7 @@ def cache_write(directory: str, digest: str, code: bytes, identity: list | None)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, CACHE_FORMAT + json.dumps(identity).encode() + b"\n" + code)
+            os.write(fd, CACHE_FORMAT + jsonfast.dumps(identity).encode() + b"\n" + code)
         finally:
             os.close(fd)
         os.replace(tmp, os.path.join(directory, digest))

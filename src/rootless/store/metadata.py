@@ -7,9 +7,9 @@ wrap changes in `with store.db:` so each is one transaction.
 
 from __future__ import annotations
 
-import json
 import os
 
+from rootless import jsonfast
 from rootless.records import record
 
 TYPE_CHECKING = False
@@ -53,7 +53,7 @@ _IMAGE_COLUMNS = ("id, config, manifest_digest, manifest_type, layers, created, 
 
 
 def _image(row) -> ImageRow:
-    return ImageRow(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6],
+    return ImageRow(row[0], row[1], row[2], row[3], jsonfast.loads(row[4]), row[5], row[6],
                     row[7], bool(row[8]))
 
 
@@ -113,7 +113,7 @@ def layer_set_owners(store, chain_id: str, owners: str) -> None:
 def image_add(store, image: ImageRow) -> None:
     store.db.execute(f"INSERT OR IGNORE INTO images ({_IMAGE_COLUMNS}) VALUES"
                      " (?,?,?,?,?,?,?,?,?)",
-                     (*image[:4], json.dumps(image.layers), *image[5:8], int(image.removed)))
+                     (*image[:4], jsonfast.dumps(image.layers), *image[5:8], int(image.removed)))
     # the same image again (pull, load) brings back one that `rmi -f` had removed
     store.db.execute("UPDATE images SET removed=0 WHERE id=?", (image.id,))
 

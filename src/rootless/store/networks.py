@@ -36,6 +36,7 @@ class EndpointRow:
     seq: int  # 1, 2, ...: the order the container was connected to its networks
     ip: str  # "10.89.0.2"
     aliases: list[str]
+    requested_ip: str = ""  # --ip: the same as ip; "" when the address was allocated
 
     @property
     def endpoint_id(self) -> str:
@@ -46,7 +47,7 @@ class EndpointRow:
 
 
 _NETWORK_COLUMNS = "id, name, driver, subnet, gateway, internal, labels, options, created"
-_ENDPOINT_COLUMNS = "network_id, container_id, seq, ip, aliases"
+_ENDPOINT_COLUMNS = "network_id, container_id, seq, ip, aliases, requested_ip"
 
 
 def _network(row) -> NetworkRow:
@@ -61,7 +62,8 @@ def _endpoint(row) -> EndpointRow:
         aliases = []
     if not isinstance(aliases, list):
         aliases = []
-    return EndpointRow(row[0], row[1], row[2], row[3], [str(a) for a in aliases])
+    return EndpointRow(row[0], row[1], row[2], row[3], [str(a) for a in aliases],
+                       row[5] or "")
 
 
 def _object(text: str) -> dict[str, str]:
@@ -131,8 +133,9 @@ def network_delete(store, network_id: str) -> None:
 
 def endpoint_insert(store, row: EndpointRow) -> None:
     store.db.execute(f"INSERT INTO network_endpoints ({_ENDPOINT_COLUMNS}) "
-                     "VALUES (?,?,?,?,?)", (row.network_id, row.container_id, row.seq,
-                                            row.ip, json.dumps(row.aliases)))
+                     "VALUES (?,?,?,?,?,?)", (row.network_id, row.container_id, row.seq,
+                                              row.ip, json.dumps(row.aliases),
+                                              row.requested_ip))
 
 
 def endpoint_get(store, network_id: str, container_id: str) -> EndpointRow | None:

@@ -123,6 +123,7 @@ CREATE TABLE IF NOT EXISTS network_endpoints (  -- which container is on which n
     seq INTEGER NOT NULL,           -- 1, 2, ...: the order the container was connected
     ip TEXT NOT NULL,               -- its address on the network
     aliases TEXT NOT NULL,          -- JSON list: --network-alias, connect --alias
+    requested_ip TEXT NOT NULL DEFAULT '',  -- --ip, connect --ip (inspect's IPAMConfig)
     PRIMARY KEY (network_id, container_id),
     UNIQUE (network_id, ip)         -- two containers never get one address
 );
@@ -150,6 +151,8 @@ UPGRADES = {
     6: lambda db: _add_column(db, "layers", "owners", "TEXT"),
     7: lambda db: None,  # 8 adds the build_cache table, which SCHEMA creates
     8: lambda db: None,  # 9 adds the networks tables, which SCHEMA creates
+    9: lambda db: _add_column(db, "network_endpoints", "requested_ip",
+                              "TEXT NOT NULL DEFAULT ''"),
 }
 
 

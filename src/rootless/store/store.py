@@ -22,20 +22,55 @@ read, for the commands off the hot paths.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-# sqlite3's own C module: the package's dbapi2 imports datetime for its date adapters,
-# which the store never uses (~0.8 ms of every command); the classes and functions
-# are the same (sqlite3.connect is _sqlite3.connect, sqlite3.Error _sqlite3.Error)
-import _sqlite3 as sqlite3
+import sys
 
 from rootless.errors import StoreError
+from rootless.store.root import default_dir as _default_dir
+from rootless.store.root import store_root
+
+
+def _load_sqlite():
+    """sqlite3's own C module: the package's dbapi2 imports datetime for its date
+    adapters, which the store never uses (~0.8 ms of every command); the classes and
+    functions are the same (sqlite3.connect is _sqlite3.connect, sqlite3.Error
+    _sqlite3.Error). And without functools where it can: the module's init takes
+    functools.lru_cache for its statement cache (CPython 3.11, Modules/_sqlite/module.c,
+    load_functools_lru_cache), and functools' imports (collections, types, reprlib)
+    cost every `run` ~1.7 ms; lru_cache is the C _functools._lru_cache_wrapper either
+    way, so a stand-in module hands over exactly that, and is gone once the module is
+    loaded. Should a later Python want more of functools, the real one is used."""
+    if "functools" in sys.modules:
+        import _sqlite3
+        return _sqlite3
+    import _functools
+
+    def lru_cache(maxsize=128, typed=False):
+        def decorating(function):
+            return _functools._lru_cache_wrapper(function, maxsize, typed,
+                                                 lambda *info: info)
+        return decorating
+
+    stand_in = type(sys)("functools")
+    stand_in.lru_cache = lru_cache
+    sys.modules["functools"] = stand_in
+    try:
+        import _sqlite3
+    except (ImportError, AttributeError):
+        _sqlite3 = None
+    finally:
+        if sys.modules.get("functools") is stand_in:
+            del sys.modules["functools"]
+    if _sqlite3 is None:
+        import _sqlite3
+    return _sqlite3
+
+
+sqlite3 = _load_sqlite()
 
 SUBDIRS = ("blobs", "blobs/sha256", "layers", "containers", "tmp", "owners")
-SCHEMA_VERSION = 9  # of state.db (2: containers.finished, 3: images.removed,
+SCHEMA_VERSION = 10  # of state.db (2: containers.finished, 3: images.removed,
 # 4: containers.labels, 5: volumes, 6: monitors, 7: layers.owners, 8: build_cache,
-# 9: networks, network_endpoints);
+# 9: networks, network_endpoints; 10: network_endpoints.requested_ip);
 # store/schema.py
 # creates and upgrades it
 
@@ -50,16 +85,6 @@ def default_root() -> Path:
     from pathlib import Path
 
     return Path(_default_dir())
-
-
-def _default_dir() -> str:
-    env = os.environ.get("ROOTLESS_ROOT")
-    if env:
-        return env
-    data = os.environ.get("XDG_DATA_HOME")
-    if data and os.path.isabs(data):
-        return os.path.join(data, "rootless")
-    return os.path.join(os.path.expanduser("~"), ".local", "share", "rootless")
 
 
 class _PathOf:
@@ -161,31 +186,10 @@ class Store:
 
     # ---- locking ----
 
-    @contextmanager
-    def lock(self, shared: bool = False) -> Iterator["Store"]:
-        """flock on <root>/lock; re-entrant within one Store (a nested exclusive lock
-        inside a shared one upgrades it for its duration)."""
-        import fcntl
-
-        if self._lock_fd is None:
-            self._lock_fd = os.open(os.path.join(self.dir, "lock"),
-                                    os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        outer_depth, outer_shared = self._lock_depth, self._lock_shared
-        take = outer_depth == 0 or (outer_shared and not shared)
-        if take:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-            self._lock_shared = shared
-        self._lock_depth += 1
-        try:
-            yield self
-        finally:
-            self._lock_depth -= 1
-            if take:
-                if outer_depth == 0:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-                else:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
-                self._lock_shared = outer_shared
+    def lock(self, shared: bool = False) -> "_StoreLock":
+        """flock on <root>/lock, as a context; re-entrant within one Store (a nested
+        exclusive lock inside a shared one upgrades it for its duration)."""
+        return _StoreLock(self, shared)
 
     # ---- temporary entries ----
 
@@ -226,15 +230,6 @@ class Store:
         temp_clean(self.root, own_token, remove)
 
 
-def store_root(root: Path | str | None = None) -> str:
-    """The absolute root a Store.open(root) opens, without opening it; spelt as pathlib
-    spells it (no "." or empty parts, no trailing slash)."""
-    root = os.fspath(root) if root else _default_dir()
-    if not os.path.isabs(root):
-        root = os.path.join(os.getcwd(), root)
-    return "/" + "/".join(part for part in root.split("/") if part not in ("", "."))
-
-
 def _connect(root: str) -> sqlite3.Connection:
     path = os.path.join(root, "state.db")
     try:
@@ -262,3 +257,38 @@ def _make_dirs(root: str) -> None:
                          f"{(e.strerror or str(e)).lower()} (use --root or ROOTLESS_ROOT "
                          "to put it elsewhere)") from None
 
+
+class _StoreLock:
+    """Store.lock()'s context (a class, not contextlib.contextmanager: contextlib imports
+    collections and functools, ~3 ms of every `run`)."""
+
+    def __init__(self, store: Store, shared: bool) -> None:
+        self.store, self.shared, self.take = store, shared, False
+        self.outer_depth, self.outer_shared = 0, False
+
+    def __enter__(self) -> Store:
+        import fcntl
+
+        store = self.store
+        if store._lock_fd is None:
+            store._lock_fd = os.open(os.path.join(store.dir, "lock"),
+                                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.outer_depth, self.outer_shared = store._lock_depth, store._lock_shared
+        self.take = self.outer_depth == 0 or (self.outer_shared and not self.shared)
+        if self.take:
+            fcntl.flock(store._lock_fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+            store._lock_shared = self.shared
+        store._lock_depth += 1
+        return store
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        store = self.store
+        store._lock_depth -= 1
+        if self.take:
+            if self.outer_depth == 0:
+                fcntl.flock(store._lock_fd, fcntl.LOCK_UN)
+            else:
+                fcntl.flock(store._lock_fd, fcntl.LOCK_SH)
+            store._lock_shared = self.outer_shared

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import os
 from _thread import allocate_lock
-from collections.abc import Callable
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only: `run` does without pathlib (store/store.py)
+if TYPE_CHECKING:  # annotations only: `run` does without pathlib and collections
+    from collections.abc import Callable
     from pathlib import Path
 
 _claiming = allocate_lock()  # not threading: `run` imports this module, not threading
