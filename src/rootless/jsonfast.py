@@ -38,7 +38,9 @@ _scan = _json.make_scanner(_Decoding())
 
 
 def loads(data: str | bytes | bytearray):
-    """json.loads(data); ValueError (json.JSONDecodeError) for what is not JSON."""
+    """json.loads(data); ValueError (json.JSONDecodeError) for what is not JSON, and
+    for a document nested deeper than the interpreter's recursion limit (json raises
+    RecursionError, which callers that expect ValueError would let through)."""
     text = data
     if not isinstance(text, str):
         try:
@@ -50,6 +52,8 @@ def loads(data: str | bytes | bytearray):
         value, end = _scan(text, start)
     except (StopIteration, ValueError):  # no value at `start`, or a bad one
         return _json_module().loads(data)
+    except RecursionError:
+        raise ValueError("JSON document nested too deeply") from None
     if text[end:].strip(_WHITESPACE):  # extra data after the value
         return _json_module().loads(data)
     return value

@@ -101,6 +101,11 @@ def test_jsonfast_dumps_as_json_does(value, options):
     assert jsonfast.dumps(value, **options) == json.dumps(value, **options)
 
 
+def test_jsonfast_refuses_a_document_nested_too_deeply_as_bad_input():
+    with pytest.raises(ValueError, match="nested too deeply"):
+        jsonfast.loads("[" * 100000 + "]" * 100000)
+
+
 def test_jsonfast_refuses_what_json_cannot_hold():
     circular: list = []
     circular.append(circular)
