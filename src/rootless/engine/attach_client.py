@@ -10,11 +10,11 @@ on to the container's init through the monitor.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 
+from rootless import jsonfast
 from rootless.engine import attach_frames as af
 from rootless.errors import UsageError
 from rootless.runtime.terminal import (NOT_FORWARDED as _NOT_FORWARDED,
@@ -116,7 +116,7 @@ class _Session:
             if kind in (af.STDOUT, af.STDERR):
                 self._output(kind, payload)
             elif kind == af.EXIT:
-                code = json.loads(payload).get("code")
+                code = jsonfast.loads(payload).get("code")
                 return code if type(code) is int else 255
         return None
 

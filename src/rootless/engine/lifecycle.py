@@ -393,8 +393,7 @@ def container_wait(store, ref: str) -> int:
 
 
 def _wait_through_monitor(store, container_id: str) -> int | None:
-    import json
-
+    from rootless import jsonfast
     from rootless.engine import attach_frames as af
 
     sock = connect_monitor(store, container_id, {"stdout": False, "stderr": False})
@@ -406,7 +405,7 @@ def _wait_through_monitor(store, container_id: str) -> int | None:
             while data := sock.recv(65536):
                 for kind, payload in reader.feed(data):
                     if kind == af.EXIT:
-                        code = json.loads(payload).get("code")
+                        code = jsonfast.loads(payload).get("code")
                         return code if type(code) is int else 255
         except ConnectionResetError:  # a monitor that exits without accepting us:
             pass  # its record says how the container ended
@@ -416,9 +415,9 @@ def _wait_through_monitor(store, container_id: str) -> int | None:
 def connect_monitor(store, container_id: str, wants: dict):
     """A socket attached to the container's monitor (after the hello), or None if no
     monitor listens. Connected through /proc/self/fd, as the monitor bound it."""
-    import json
     import socket
 
+    from rootless import jsonfast
     from rootless.engine.monitor_fork import ATTACH_SOCKET
 
     try:
@@ -429,7 +428,7 @@ def connect_monitor(store, container_id: str, wants: dict):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.connect(f"/proc/self/fd/{dirfd}/{ATTACH_SOCKET}")
-        sock.sendall(json.dumps(wants).encode() + b"\n")
+        sock.sendall(jsonfast.dumps(wants).encode() + b"\n")
     except OSError:
         sock.close()
         return None
