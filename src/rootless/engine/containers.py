@@ -144,11 +144,9 @@ def container_release(container_id: str) -> None:
 
 
 def _lock_file(path) -> int:
-    import fcntl
+    from rootless.kernel.flock import open_locked
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    return open_locked(path)
 
 
 def _insert(store, record: ContainerRecord, generated_name: bool,

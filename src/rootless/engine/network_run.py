@@ -102,16 +102,9 @@ def pending_networks(store, container_id: str) -> set[str]:
 def lock_interfaces(dirfd: int) -> int:
     """An exclusive flock on the container's NETWORK_LOCK (in its directory `dirfd`),
     held while the descriptor returned is open."""
-    import fcntl
+    from rootless.kernel.flock import open_locked
 
-    fd = os.open(NETWORK_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600, dir_fd=dirfd)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return open_locked(NETWORK_LOCK, dir_fd=dirfd)
 
 
 def killed_here(point: str) -> None:

@@ -59,22 +59,14 @@ def _paths(maps: IdMaps) -> tuple[str, str]:
     return base, maps.mode
 
 
-def _open(path: str) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-
-
 def hold(maps: IdMaps) -> int:
     """A descriptor holding a shared lock on the pause lock file: while it is open, the
     pause process (once `ensure`d) lives. Waits while a pause whose last container has
     gone is exiting."""
+    from rootless.kernel.flock import open_locked
+
     base, key = _paths(maps)
-    fd = _open(os.path.join(base, key + ".lock"))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return open_locked(os.path.join(base, key + ".lock"), shared=True)
 
 
 def ensure(maps: IdMaps, survivors=None) -> Pause:
@@ -83,12 +75,12 @@ def ensure(maps: IdMaps, survivors=None) -> Pause:
     function giving the pids of monitors that may still hold a killed pause's
     namespaces (the store's running user network containers'): a new pause then
     enters those rather than making an empty hub (see _orphaned_hub)."""
+    from rootless.kernel.flock import open_locked
     from rootless.kernel.procs import alive_as
 
     base, key = _paths(maps)
-    start_lock = _open(os.path.join(base, key + ".start"))
+    start_lock = open_locked(os.path.join(base, key + ".start"))
     try:
-        fcntl.flock(start_lock, fcntl.LOCK_EX)
         found = _read_record(os.path.join(base, key + ".json"))
         if found is not None and alive_as(found.pid, found.start_time):
             return found
